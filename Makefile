@@ -1,0 +1,42 @@
+# Two commands do all the set-up on a fresh machine: `make run` and `make test`.
+# Both bootstrap .venv/ (with --system-site-packages, so a torch already installed on a
+# GPU node is seen and kept; torch==2.13.0, a local CPU wheel here, is installed only when
+# `import torch` fails in the venv).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+TORCH  ?= torch==2.13.0
+XDIST  ?= -n 2
+
+.PHONY: install test test-dist run bench lint selfcheck clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv --system-site-packages $(VENV)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install "$(TORCH)"
+	$(BIN)/python -m pip install -e ".[dev]"
+	touch $@
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(XDIST) -q tests
+
+test-dist: $(STAMP)
+	$(BIN)/python -m harness.runtime.test_dist
+
+run: $(STAMP)
+	$(BIN)/dino-harness run --backend gloo --world-sizes 1,2,3,4
+
+selfcheck: $(STAMP)
+	$(BIN)/dino-harness selfcheck
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/losses.py --json reports/bench/losses.json
+	$(BIN)/dino-harness bench pool --json reports/bench/pool.json
+
+lint: $(STAMP)
+	$(BIN)/python -m ruff check harness tests benchmarks
+
+clean:
+	rm -rf $(VENV) build *.egg-info

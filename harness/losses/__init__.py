@@ -1,0 +1,14 @@
+"""Reference implementation of the seed API (DESIGN.md §1): the system under test.
+
+Written so that on N ranks every output equals the single-process result on the
+concatenated global batch, including where the seed's own design does not (uneven
+shards, overflow, bf16 centers, two updates before one apply).
+"""
+
+from .cross_entropy import cross_entropy_loss
+from .dino import DINOv1Loss
+from .dinov2 import DINOv2Loss
+from .ibot import iBOTPatchLoss
+from .sinkhorn import sinkhorn_knopp
+
+__all__ = ["DINOv1Loss", "DINOv2Loss", "cross_entropy_loss", "iBOTPatchLoss", "sinkhorn_knopp"]

@@ -1,0 +1,42 @@
+"""The few collectives the reference losses use, with world size 1 as a no-op.
+
+Every helper takes an optional process group so the losses work on subgroups, and
+returns without communicating when no process group is initialised.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+
+
+
+def is_distributed(group: dist.ProcessGroup | None = None) -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size(group) > 1
+
+
+def world_size(group: dist.ProcessGroup | None = None) -> int:
+    if not (dist.is_available() and dist.is_initialized()):
+        return 1
+    return dist.get_world_size(group)
+
+
+def all_reduce(
+    tensor: torch.Tensor,
+    op: dist.ReduceOp.RedOpType = dist.ReduceOp.SUM,
+    group: dist.ProcessGroup | None = None,
+    async_op: bool = False,
+) -> dist.Work | None:
+    """In-place all-reduce; returns the work handle when async, None when nothing was sent."""
+    if not is_distributed(group):
+        return None
+    return dist.all_reduce(tensor, op=op, group=group, async_op=async_op)
+
+
+def global_count(local: int, device: torch.device, group: dist.ProcessGroup | None = None) -> int:
+    """Sum of a per-rank count: what makes per-rank normalisation exact with uneven shards."""
+    if not is_distributed(group):
+        return local
+    count = torch.tensor([local], dtype=torch.float64, device=device)
+    dist.all_reduce(count, group=group)
+    return int(count.item())

@@ -1,0 +1,58 @@
+"""iBOT masked-patch loss: mean cross-entropy over every rank's masked patches."""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+
+from . import _dist, _validate
+from .cross_entropy import cross_entropy_loss
+from .sinkhorn import sinkhorn_knopp
+
+
+class iBOTPatchLoss(nn.Module):  # noqa: N801 - the seed API's name
+    """Local loss = ``world_size * sum(local CE) / global masked count``.
+
+    So the mean over ranks is the single-process mean over all masked patches, also when
+    ranks hold different numbers of masked patches, or none (such a rank contributes 0
+    and still joins the count all-reduce).
+    """
+
+    def __init__(
+        self, student_temp: float = 0.1, *, process_group: dist.ProcessGroup | None = None
+    ) -> None:
+        super().__init__()
+        _validate.positive("student_temp", student_temp)
+        self.student_temp = float(student_temp)
+        self.process_group = process_group
+
+    def forward(
+        self, student_patch_logits: torch.Tensor, teacher_patch_probs: torch.Tensor
+    ) -> torch.Tensor:
+        _validate.tensor_ndim("student_patch_logits", student_patch_logits, (2,))
+        _validate.tensor_ndim("teacher_patch_probs", teacher_patch_probs, (2,))
+        if student_patch_logits.shape != teacher_patch_probs.shape:
+            raise ValueError(
+                "student_patch_logits and teacher_patch_probs must have the same [M, K] shape, "
+                f"got {tuple(student_patch_logits.shape)} and {tuple(teacher_patch_probs.shape)}"
+            )
+        total = cross_entropy_loss(teacher_patch_probs, student_patch_logits, self.student_temp).sum()
+        masked = student_patch_logits.shape[0]
+        global_masked = _dist.global_count(masked, student_patch_logits.device, self.process_group)
+        if global_masked == 0:
+            return total * 0.0
+        return total * (_dist.world_size(self.process_group) / global_masked)
+
+    @torch.no_grad()
+    def sinkhorn_knopp_teacher(
+        self,
+        teacher_patch_tokens: torch.Tensor,
+        teacher_temp: float,
+        num_samples: int | torch.Tensor | None = None,
+        n_iterations: int = 3,
+    ) -> torch.Tensor:
+        return sinkhorn_knopp(
+            teacher_patch_tokens, teacher_temp, num_samples, n_iterations,
+            process_group=self.process_group,
+        )
