@@ -1,0 +1,75 @@
+"""Teacher centering: softmax-center output and the EMA center, step by step.
+
+Each step uses the center built from the steps before it (one-step lag): the program calls
+``softmax_center_teacher`` (which waits for and applies last step's async update), then
+``update_center`` once per micro-batch (``updates_per_apply`` > 1: gradient accumulation).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import golden
+from ..case import shard
+from ..runtime import RankContext
+from ..targets import Target
+from . import oracle
+from .collect import Checks
+from .job import Job, quantised, to_host, to_torch
+
+BATCH_AXIS = -2  # [steps, micro, T, B, K] or, with teacher_2d, [steps, micro, N, K]
+
+
+def _center(loss: Any) -> np.ndarray | None:
+    center = loss.center
+    return None if center is None else to_host(center).reshape(-1)
+
+
+def rank_program(ctx: RankContext, job: Job) -> dict[str, Any]:
+    case, api = job.case, job.target_api().api
+    local = job.local(job.data()["teacher"], case.batch_sizes(job.world_size), ctx.rank, BATCH_AXIS)
+    loss = api.DINOv1Loss(temperature_student=case.student_temp, center_momentum=case.momentum)
+    probs, centers = [], []
+    for step in range(case.steps):
+        micro = [to_torch(local[step, u], case.teacher_dtype, ctx.device)
+                 for u in range(case.updates_per_apply)]
+        probs.append(to_host(loss.softmax_center_teacher(micro[0], case.teacher_temp)))
+        centers.append(_center(loss))
+        for batch in micro:
+            loss.update_center(batch)
+    loss.apply_center_update()
+    centers.append(_center(loss))
+    return {"probs": probs, "centers": centers}
+
+
+def verify(job: Job, target: Target, ranks: list[dict], single: dict) -> list[Any]:
+    case = job.case
+    checks = Checks()
+    sizes = case.batch_sizes(job.world_size)
+    teacher = quantised(job.data()["teacher"], case.teacher_dtype)
+    k = teacher.shape[-1]
+    step_batches = [teacher[step].reshape(-1, k) for step in range(case.steps)]
+    used = oracle.centers_used(step_batches, case.momentum, target.semantics)
+    final = oracle.centers_after_each_step(step_batches, case.momentum, target.semantics)[-1]
+    expected_centers = [*used, final]
+    tol_p, tol_c = case.tolerance("probs"), case.tolerance("center")
+
+    for step in range(case.steps + 1):
+        where = f"step {step}" if step < case.steps else "after the last apply"
+        checks.agree("center", [r["centers"][step] for r in ranks], detail=where)
+        for rank, out in enumerate(ranks):
+            checks.add("center", "dist_vs_single", out["centers"][step], single["centers"][step],
+                       tol_c, rank=rank, detail=where)
+        checks.add("center", "single_vs_oracle", single["centers"][step], expected_centers[step],
+                   tol_c, detail=where)
+    for step in range(case.steps):
+        for rank, out in enumerate(ranks):
+            want = shard(single["probs"][step], sizes, rank, BATCH_AXIS)
+            checks.add("probs", "dist_vs_single", out["probs"][step], want, tol_p, rank=rank,
+                       detail=f"step {step}")
+        want = golden.softmax_center(teacher[step, 0], used[step], case.teacher_temp)
+        checks.add("probs", "single_vs_oracle", single["probs"][step], want, tol_p,
+                   detail=f"step {step}")
+    return checks.result()

@@ -1,0 +1,61 @@
+"""What every rank needs to run one case: the case, the world size, the target, the mode.
+
+Ranks rebuild the global batch from the case seed themselves (deterministic), so only
+this small description crosses the pipe, never the data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..case import Case, shard
+from ..targets import Target, TargetSpec, load_target
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass(frozen=True)
+class Job:
+    case: Case
+    world_size: int
+    target: TargetSpec
+    mode: str = "dist"  # "dist": this rank's shard; "single": the whole global batch on one rank
+
+    def target_api(self) -> Target:
+        return load_target(self.target.impl, self.target.api)
+
+    def data(self) -> dict[str, np.ndarray]:
+        return self.case.global_data(self.world_size)
+
+    def sizes(self, counts: list[int], rank: int) -> tuple[list[int], int]:
+        """Shard sizes and the index of this rank's shard (single mode: one shard of all)."""
+        if self.mode == "single":
+            return [sum(counts)], 0
+        return counts, rank
+
+    def local(self, array: np.ndarray, counts: list[int], rank: int, axis: int) -> np.ndarray:
+        sizes, index = self.sizes(counts, rank)
+        return shard(array, sizes, index, axis)
+
+
+def to_torch(array: np.ndarray, dtype: str, device: torch.device) -> torch.Tensor:
+    """The case's float64 data in the case's dtype on the rank's device."""
+    return torch.from_numpy(np.ascontiguousarray(array)).to(device=device, dtype=DTYPES[dtype])
+
+
+def quantised(array: np.ndarray, dtype: str) -> np.ndarray:
+    """The float64 values the target actually sees after the cast to ``dtype``."""
+    return torch.from_numpy(np.ascontiguousarray(array)).to(DTYPES[dtype]).double().numpy()
+
+
+def to_host(value: Any) -> Any:
+    """Detach to CPU float64 numpy for the trip back through the pipe (None passes)."""
+    if value is None:
+        return None
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", torch.float64).numpy()
+    return value

@@ -1,0 +1,131 @@
+"""Run one (case, backend, world size) and turn what the ranks return into a verdict.
+
+Two runs per case: the target on N ranks (each on its shard), and the same target on one
+rank with the whole global batch. The kind's verifier compares (a) the two, (b) the
+single-process run with the float64 oracle, (c) replicated state across ranks.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+from ..case import Case
+from ..results import CaseResult, RankError
+from ..runtime import PoolCache, PoolSpec, RankFailure
+from ..targets import Target
+from .job import Job
+from .programs import KINDS, PROGRAM
+
+
+class Executor(Protocol):
+    def run(self, backend: str, world_size: int, program: str, payload: Any,
+            deadline_s: float) -> list[Any]: ...
+
+    def unavailable_reason(self, backend: str, world_size: int) -> str | None: ...
+
+
+class PoolExecutor:
+    """Runs programs on warm rank pools, one pool per (backend, world size)."""
+
+    def __init__(self, cache: PoolCache | None = None, pg_timeout_s: float = 30.0) -> None:
+        self.cache = cache or PoolCache()
+        self.pg_timeout_s = pg_timeout_s
+
+    def spec(self, backend: str, world_size: int) -> PoolSpec:
+        return PoolSpec(backend, world_size, pg_timeout_s=self.pg_timeout_s)
+
+    def run(self, backend: str, world_size: int, program: str, payload: Any,
+            deadline_s: float) -> list[Any]:
+        return self.cache.run(self.spec(backend, world_size), program, payload,
+                              deadline_s=deadline_s)
+
+    def unavailable_reason(self, backend: str, world_size: int) -> str | None:
+        return self.spec(backend, world_size).unavailable_reason()
+
+    def close(self) -> None:
+        self.cache.close_all()
+
+
+def run_case(case: Case, backend: str, world_size: int, executor: Executor, target: Target,
+             *, timeout_s: float | None = None) -> CaseResult:
+    start = time.perf_counter()
+
+    def result(status: str, **fields: Any) -> CaseResult:
+        return CaseResult(case=case.name, kind=case.kind, backend=backend, world_size=world_size,
+                          status=status, duration_s=time.perf_counter() - start, **fields)
+
+    if not target.supports(case.kind):
+        return result("skip", skip_reason=f"--api {target.spec.api} has no {case.kind} API")
+    reason = executor.unavailable_reason(backend, world_size)
+    if reason:
+        return result("skip", skip_reason=reason)
+
+    deadline = timeout_s if timeout_s is not None else case.deadline_s
+    dist_job = Job(case, world_size, target.spec, "dist")
+    try:
+        ranks = executor.run(backend, world_size, PROGRAM, dist_job, deadline)
+        single = executor.run(backend, 1, PROGRAM, Job(case, world_size, target.spec, "single"),
+                              deadline)[0]
+    except RankFailure as failure:
+        return result("error", error=failure.errors[0] if failure.errors else None,
+                      rank_errors=list(failure.errors),
+                      extra={"failure": failure.kind,
+                             "outcomes": {str(r): o for r, o in failure.outcomes.items()}})
+    try:
+        if case.expect_error:
+            checks = _expected_error(case, ranks, single)
+        else:
+            checks = KINDS[case.kind].verify(dist_job, target, ranks, single)
+    except Exception as exc:  # noqa: BLE001 - a target's odd output must not stop the run
+        error = RankError(rank=-1, type=type(exc).__name__,
+                          message=f"verifying the outputs failed: {exc}",
+                          traceback=traceback.format_exc())
+        return result("error", error=error, extra={"failure": "verify"})
+    status = "pass" if all(check.passed for check in checks) else "fail"
+    return result(status, checks=checks)
+
+
+def _expected_error(case: Case, ranks: list[dict], single: dict) -> list[Any]:
+    from .collect import Checks
+
+    checks = Checks()
+    for rank, out in enumerate([*ranks, single]):
+        label = "single process" if rank == len(ranks) else f"rank {rank}"
+        raised = out.get("raised")
+        checks.expect(f"raises {case.expect_error}", raised == case.expect_error,
+                      f"{label}: {raised or 'no exception'}: {out.get('message', '')}"[:500],
+                      rank=None if rank == len(ranks) else rank)
+    return checks.result()
+
+
+def run_all(
+    plan: Iterable[tuple[Case, str, int]],
+    executor: Executor,
+    target: Target,
+    *,
+    timeout_s: float | None = None,
+    on_start: Callable[[Case, str, int], None] | None = None,
+    on_result: Callable[[CaseResult], None] | None = None,
+) -> list[CaseResult]:
+    """Every planned case in order; a hung or crashed case never stops the ones after it."""
+    results = []
+    for case, backend, world_size in plan:
+        if on_start:
+            on_start(case, backend, world_size)
+        outcome = run_case(case, backend, world_size, executor, target, timeout_s=timeout_s)
+        results.append(outcome)
+        if on_result:
+            on_result(outcome)
+    return results
+
+
+def exit_code(results: list[CaseResult]) -> int:
+    """3 a rank hung or crashed · 1 a check failed or a target raised · 0 all passed."""
+    if any(r.status == "error" and r.extra.get("failure") in ("hang", "crash") for r in results):
+        return 3
+    if any(r.status in ("fail", "error") for r in results):
+        return 1
+    return 0

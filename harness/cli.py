@@ -1,0 +1,166 @@
+"""`dino-harness` (also `python -m harness`): the command-line contract of DESIGN.md §3.
+
+Exit codes everywhere: 0 all passed · 1 a check failed (mismatch, detected fault,
+regression) · 2 bad input or usage · 3 a rank hung or crashed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_HANG = 0, 1, 2, 3
+
+
+class UsageError(Exception):
+    """Bad flag value or bad input file: exit code 2."""
+
+
+def parse_world_sizes(text: str, backend: str) -> list[int]:
+    from .runtime import auto_world_sizes
+
+    if text.strip() == "auto":
+        return auto_world_sizes(backend)
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UsageError(f"--world-sizes: expected a list like 1,2,4 or 'auto', got {text!r}") from None
+    if not sizes or any(size < 1 for size in sizes):
+        raise UsageError(f"--world-sizes: every size must be an int >= 1, got {text!r}")
+    return sizes
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dino-harness",
+        description="Distributed correctness and overlap harness for DINO-style losses.",
+        epilog="Exit codes: 0 passed, 1 a check failed, 2 bad input, 3 a rank hung or crashed.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def target_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--impl", default="harness.losses",
+                       help="target: a module name or a .py file path (default: harness.losses)")
+        p.add_argument("--api", default="seed", choices=["seed", "dinov2", "dinov3"],
+                       help="the target's API style (default: seed)")
+
+    def dist_flags(p: argparse.ArgumentParser, sizes: str) -> None:
+        p.add_argument("--backend", default="gloo", choices=["gloo", "nccl"])
+        p.add_argument("--world-sizes", default=sizes, help=f"e.g. 1,2,4 or auto (default {sizes})")
+
+    run = sub.add_parser("run", help="run the correctness catalogue")
+    target_flags(run)
+    run.add_argument("--cases", nargs="+", metavar="PATH", help="case files or folders")
+    dist_flags(run, "1,2,3,4")
+    run.add_argument("--filter", default=None, metavar="TEXT",
+                     help="only cases whose test id contains TEXT")
+    run.add_argument("--timeout", type=_positive_float, default=None, metavar="SECONDS",
+                     help="per-case deadline (default: the case's deadline_s)")
+    run.add_argument("--report-dir", default="reports", metavar="DIR")
+    run.add_argument("--json", default=None, metavar="PATH", help="also write the report here")
+
+    selfcheck = sub.add_parser("selfcheck", help="run the catalogue against every planted fault")
+    selfcheck.add_argument("--cases", nargs="+", metavar="PATH")
+    dist_flags(selfcheck, "1,2,3,4")
+    selfcheck.add_argument("--faults", default=None, help="comma-separated subset of faults")
+    selfcheck.add_argument("--json", default=None, metavar="PATH")
+
+    bench = sub.add_parser("bench", help="benchmarks")
+    bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
+    overlap = bench_sub.add_parser("overlap", help="how much of the center all-reduce hides")
+    target_flags(overlap)
+    dist_flags(overlap, "1,2")
+    overlap.add_argument("--quick", action="store_true")
+    overlap.add_argument("--ddp", action="store_true")
+    overlap.add_argument("--cases", nargs="+", metavar="PATH")
+    overlap.add_argument("--json", default=None, metavar="PATH")
+    pool = bench_sub.add_parser("pool", help="warm pool vs spawn-per-case overhead")
+    pool.add_argument("--world-sizes", default="2,4")
+    pool.add_argument("--repeats", type=int, default=10)
+    pool.add_argument("--json", default=None, metavar="PATH")
+
+    report = sub.add_parser("report", help="render a saved report")
+    report.add_argument("path")
+    report.add_argument("--format", default="console", choices=["console", "md", "html"])
+    report.add_argument("--output", default=None, metavar="FILE")
+
+    compare = sub.add_parser("compare", help="gate a report against a baseline")
+    compare.add_argument("new")
+    compare.add_argument("baseline")
+
+    listing = sub.add_parser("list", help="list the cases")
+    listing.add_argument("--cases", nargs="+", metavar="PATH")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except UsageError as exc:
+        print(f"dino-harness: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from .case import CaseError
+    from .targets import TargetError
+
+    try:
+        if args.command == "run":
+            from .commands.run import run_command
+
+            return run_command(args)
+        if args.command == "selfcheck":
+            from .commands.selfcheck import selfcheck_command
+
+            return selfcheck_command(args)
+        if args.command == "list":
+            from .commands.run import list_command
+
+            return list_command(args)
+        if args.command == "bench":
+            from .commands.bench import bench_command
+
+            return bench_command(args)
+        if args.command == "report":
+            from .report import report_command
+
+            return report_command(args.path, args.format, args.output)
+        if args.command == "compare":
+            from .report import compare_command
+
+            return compare_command(args.new, args.baseline)
+    except (CaseError, TargetError) as exc:
+        raise UsageError(str(exc)) from exc
+    raise UsageError(f"unknown command {args.command!r}")
+
+
+def default_cases(paths: Sequence[str] | None, subdir: str = "correctness") -> list[Path]:
+    if paths:
+        missing = [p for p in paths if not Path(p).exists()]
+        if missing:
+            raise UsageError(f"--cases: no such file or folder: {', '.join(missing)}")
+        return [Path(p) for p in paths]
+    root = Path(os.environ.get("DINO_HARNESS_CASES", Path(__file__).resolve().parent.parent / "cases"))
+    return [root / subdir]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

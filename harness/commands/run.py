@@ -1,0 +1,97 @@
+"""`dino-harness run` and `dino-harness list`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from ..case import Case, expand, load_cases
+from ..checks.runner import PoolExecutor, exit_code, run_all
+from ..cli import UsageError, default_cases, parse_world_sizes
+from ..results import CaseResult
+from ..targets import Target, load_target
+
+
+def plan_cases(cases: list[Case], backend: str, world_sizes: list[int],
+               text: str | None) -> list[tuple[Case, str, int]]:
+    plan = expand(cases, [backend], world_sizes)
+    if text:
+        plan = [(c, b, w) for c, b, w in plan if text in c.test_id(b, w)]
+    if not plan:
+        raise UsageError(
+            f"no case matches backend {backend!r}, world sizes {world_sizes}"
+            + (f" and --filter {text!r}" if text else "")
+        )
+    return plan
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from ..runtime import launched_by_torchrun
+
+    target = load_target(args.impl, args.api)
+    cases = load_cases(default_cases(args.cases))
+    if launched_by_torchrun():
+        from .torchrun import run_under_torchrun
+
+        return run_under_torchrun(args, target, cases)
+    world_sizes = parse_world_sizes(args.world_sizes, args.backend)
+    plan = plan_cases(cases, args.backend, world_sizes, args.filter)
+    executor = PoolExecutor()
+    try:
+        return execute(plan, executor, target, args)
+    finally:
+        executor.close()
+
+
+def execute(plan: list[tuple[Case, str, int]], executor, target: Target,
+            args: argparse.Namespace) -> int:
+    """Run the plan with the live view, stream every result to disk, print the summary."""
+    from ..report import (
+        LiveView,
+        RunWriter,
+        collect_environment,
+        describe_target,
+        load_report,
+        render_report,
+        write_json,
+    )
+
+    writer = RunWriter(Path(args.report_dir), environment=collect_environment(args.backend),
+                       target=describe_target(target.spec.impl, target.spec.api))
+
+    with LiveView() as live:
+        live.start(len(plan))
+
+        def started(case: Case, backend: str, world_size: int) -> None:
+            live.case_started(case.test_id(backend, world_size), f"{backend} x{world_size}")
+
+        def finished(result: CaseResult) -> None:
+            writer.add(result)
+            live.case_finished(result)
+
+        results = run_all(plan, executor, target, timeout_s=args.timeout, on_start=started,
+                          on_result=finished)
+    report_path = writer.finish()
+    report = load_report(report_path)
+    if args.json:
+        write_json(Path(args.json), report)
+    console = Console(stderr=False)
+    render_report(report, console)
+    console.print(f"report: {report_path}")
+    return exit_code(results)
+
+
+def list_command(args: argparse.Namespace) -> int:
+    cases = load_cases(default_cases(args.cases))
+    table = Table(title=f"{len(cases)} cases")
+    for column in ("case", "kind", "world sizes", "backends", "description"):
+        table.add_column(column)
+    for case in cases:
+        table.add_row(case.name, case.kind, ",".join(map(str, case.world_sizes)),
+                      ",".join(case.backends), case.description)
+    Console(file=sys.stdout).print(table)
+    return 0

@@ -1,0 +1,94 @@
+"""`dino-harness selfcheck`: the proof that the checks can fail.
+
+Runs the catalogue against the reference (everything must pass) and against every
+planted fault (each must be caught by at least one case: a failed check or an error),
+and prints which cases caught which fault. Exit 1 if any fault survives or the
+reference fails anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from ..case import load_cases
+from ..checks.runner import PoolExecutor, run_all
+from ..cli import default_cases, parse_world_sizes
+from ..faults import FAULTS, module_name
+from ..results import CaseResult
+from ..targets import load_target
+from .run import plan_cases
+
+
+def selfcheck_command(args: argparse.Namespace) -> int:
+    console = Console()
+    cases = load_cases(default_cases(args.cases))
+    world_sizes = parse_world_sizes(args.world_sizes, args.backend)
+    names = list(FAULTS) if not args.faults else [n.strip() for n in args.faults.split(",")]
+    unknown = [n for n in names if n not in FAULTS]
+    if unknown:
+        from ..cli import UsageError
+
+        raise UsageError(f"--faults: unknown fault(s) {unknown}; known: {', '.join(FAULTS)}")
+    plan = plan_cases(cases, args.backend, world_sizes, None)
+    executor = PoolExecutor()
+    rows, summary = [], {"reference": {}, "faults": {}}
+    try:
+        start = time.perf_counter()
+        reference = run_all(plan, executor, load_target("harness.losses"))
+        bad = [r for r in reference if r.status in ("fail", "error")]
+        summary["reference"] = {"cases": len(reference), "false_alarms": [r.test_id for r in bad],
+                                "seconds": round(time.perf_counter() - start, 2)}
+        rows.append(("reference", "must pass", "PASS" if not bad else "FALSE ALARM",
+                     ", ".join(r.test_id for r in bad[:6]) or f"{len(reference)} cases passed"))
+        for name in names:
+            fault = FAULTS[name]
+            fault_plan = [p for p in plan if p[0].kind in fault.kinds]
+            start = time.perf_counter()
+            results = run_all(fault_plan, executor, load_target(module_name(name)))
+            caught = [r for r in results if r.status in ("fail", "error")]
+            summary["faults"][name] = {
+                "description": fault.description,
+                "caught_by": [_why(r) for r in caught],
+                "cases_run": len(results),
+                "seconds": round(time.perf_counter() - start, 2),
+            }
+            verdict = f"caught by {len(caught)}/{len(results)}" if caught else "SURVIVED"
+            rows.append((name, fault.description, verdict,
+                         ", ".join(r.test_id for r in caught[:4]) + (" ..." if len(caught) > 4 else "")))
+    finally:
+        executor.close()
+
+    table = Table(title="selfcheck: every planted fault must be caught", show_lines=False)
+    for column in ("target", "bug", "verdict", "caught by (first cases)"):
+        table.add_column(column, overflow="fold")
+    for name, description, verdict, where in rows:
+        style = "red" if verdict in ("SURVIVED", "FALSE ALARM") else "green"
+        table.add_row(name, description, f"[{style}]{verdict}[/{style}]", where)
+    console.print(table)
+    survived = [n for n, f in summary["faults"].items() if not f["caught_by"]]
+    false_alarms = summary["reference"]["false_alarms"]
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(summary, indent=2))
+    ok = not survived and not false_alarms
+    console.print(
+        f"[bold {'green' if ok else 'red'}]selfcheck: {len(names) - len(survived)}/{len(names)} "
+        f"faults caught, {len(false_alarms)} false alarm(s) on the reference[/]"
+    )
+    return 0 if ok else 1
+
+
+def _why(result: CaseResult) -> dict[str, str]:
+    failing = [c for c in result.checks if not c.passed]
+    if failing:
+        worst = failing[0]
+        reason = f"{worst.name} {worst.comparison}" + (f" rank {worst.rank}" if worst.rank is not None else "")
+    else:
+        reason = f"{result.extra.get('failure', 'error')}: {result.error.type if result.error else ''}"
+    return {"case": result.test_id, "reason": reason}

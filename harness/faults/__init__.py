@@ -1,0 +1,78 @@
+"""Planted faults: variants of the reference with exactly one known bug each.
+
+`dino-harness selfcheck` runs the catalogue against every one and fails if any survives:
+the proof that the checks can fail. Each is a normal target (`--impl harness.faults.NAME`).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Fault(NamedTuple):
+    description: str
+    kinds: tuple[str, ...]  # the case kinds that exercise the faulty code (selfcheck runs these)
+
+
+FAULTS: dict[str, Fault] = {
+    "center_not_all_reduced": Fault(
+        "The batch center is never all-reduced: each rank centers on its own shard.",
+        ("centering", "comms"),
+    ),
+    "center_divisor_no_world": Fault(
+        "The all-reduced sum is divided by the local row count: the world size is missing.",
+        ("centering", "comms"),
+    ),
+    "center_mean_of_means": Fault(
+        "The center is the mean of per-rank means: wrong whenever shards are uneven.",
+        ("centering", "comms"),
+    ),
+    "ema_weights_swapped": Fault(
+        "The EMA weights are swapped: center = (1 - m) * center + m * batch_center.",
+        ("centering", "comms"),
+    ),
+    "center_bf16": Fault(
+        "The center is kept in bfloat16.",
+        ("centering", "comms"),
+    ),
+    "updates_overwrite": Fault(
+        "A second update_center before apply drops the first batch instead of combining both.",
+        ("centering", "comms"),
+    ),
+    "sinkhorn_rows_not_reduced": Fault(
+        "Sinkhorn's prototype (row) sums are not all-reduced.",
+        ("sinkhorn", "comms"),
+    ),
+    "sinkhorn_local_count": Fault(
+        "Sinkhorn divides by the rank-local sample count B: exact only when B is equal on every rank.",
+        ("sinkhorn", "comms"),
+    ),
+    "sinkhorn_no_shift": Fault(
+        "Sinkhorn takes exp(logits / temp) without a shift: overflow to inf, then NaN.",
+        ("sinkhorn", "comms"),
+    ),
+    "sinkhorn_per_sample_shift": Fault(
+        "Sinkhorn shifts each sample by its own max and forgets the factor: inexact at finite iterations.",
+        ("sinkhorn", "comms"),
+    ),
+    "sinkhorn_one_iteration_short": Fault(
+        "Sinkhorn runs n_iterations - 1 iterations.",
+        ("sinkhorn", "comms"),
+    ),
+    "diagonal_not_excluded": Fault(
+        "The CLS loss pairs each view with itself too (s == t not excluded).",
+        ("cls", "dinov2"),
+    ),
+    "loss_local_batch": Fault(
+        "The CLS loss is normalised by the local batch, not scaled to the global one.",
+        ("cls", "dinov2"),
+    ),
+    "ibot_per_rank_mean": Fault(
+        "The iBOT loss is the mean over this rank's masked patches.",
+        ("ibot", "dinov2"),
+    ),
+}
+
+
+def module_name(fault: str) -> str:
+    return f"{__name__}.{fault}"
