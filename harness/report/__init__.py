@@ -1,0 +1,57 @@
+"""Reports of a run: the crash-safe JSONL stream and report.json, the rich console
+summary and live view, Markdown and self-contained HTML, and baseline comparison.
+
+One concern per module:
+
+=================  ==========================================================
+``run_writer``     :class:`RunWriter` (results.jsonl + atomic report.json, latest)
+``environment``    :func:`collect_environment`, :func:`describe_target`
+``load``           :func:`load_report` (report.json / run folder / latest), ReportError
+``console``        :func:`render_report` (rich)
+``live``           :class:`LiveView` (rich Live, or plain lines in CI)
+``markdown``       :func:`to_markdown`
+``html``           :func:`to_html` (pictures from ``charts``)
+``compare``        :func:`compare_reports` → :class:`Comparison`
+``commands``       :func:`report_command`, :func:`compare_command` for the CLI
+``fmt``            number/ratio/duration formatting shared by all of them
+=================  ==========================================================
+
+The HTML module imports matplotlib lazily (only when a picture is drawn).
+"""
+
+from .commands import compare_command, report_command
+from .compare import Comparison, compare_reports, comparison_table, render_comparison
+from .console import render_report, report_renderable
+from .environment import collect_environment, describe_target
+from .fmt import format_ratio, report_exit_code, result_line, worst_ratio
+from .html import to_html
+from .live import LiveView
+from .load import ReportError, ReportWarning, load_report
+from .markdown import to_markdown
+from .run_writer import RunWriter, new_run_id, write_json
+
+__all__ = [
+    "Comparison",
+    "LiveView",
+    "ReportError",
+    "ReportWarning",
+    "RunWriter",
+    "collect_environment",
+    "compare_command",
+    "compare_reports",
+    "comparison_table",
+    "describe_target",
+    "format_ratio",
+    "load_report",
+    "new_run_id",
+    "render_comparison",
+    "render_report",
+    "report_command",
+    "report_exit_code",
+    "report_renderable",
+    "result_line",
+    "to_html",
+    "to_markdown",
+    "worst_ratio",
+    "write_json",
+]

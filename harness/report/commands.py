@@ -1,0 +1,98 @@
+"""The two report subcommands, for ``harness.cli`` to call.
+
+Exit codes (DESIGN.md §3): 0 all passed · 1 a check failed / a regression · 2 bad input
+(a :class:`ReportError`, an unknown format) · 3 the report holds a hung or crashed rank.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from rich.console import Console
+from rich.text import Text
+
+from .compare import compare_reports, render_comparison
+from .console import render_report
+from .fmt import report_exit_code
+from .html import to_html
+from .load import ReportError, load_report
+from .markdown import to_markdown
+
+FORMATS = ("console", "md", "html")
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Atomic text write (temp file in the same folder + os.replace)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _stderr(msg: str) -> None:
+    Console(stderr=True, highlight=False).print(
+        Text.assemble(("dino-harness: ", "bold red"), msg))
+
+
+def report_command(path: str | os.PathLike[str], fmt: str = "console",
+                   output: str | os.PathLike[str] | None = None, *,
+                   console: Console | None = None) -> int:
+    """``dino-harness report PATH [--format console|md|html] [--output FILE]``.
+
+    Prints (or writes to ``output``) the report; returns the report's exit code.
+    """
+    if fmt not in FORMATS:
+        _stderr(f"unknown report format {fmt!r} (choose from {', '.join(FORMATS)})")
+        return 2
+    try:
+        report = load_report(path)
+    except ReportError as e:
+        _stderr(str(e))
+        return 2
+    try:
+        if fmt == "console":
+            if output is None:
+                render_report(report, console or Console())
+            else:
+                buf = io.StringIO()
+                render_report(report, Console(file=buf, width=140, color_system=None,
+                                              force_terminal=False))
+                _write_text(Path(output), buf.getvalue())
+        else:
+            text = to_markdown(report) if fmt == "md" else to_html(report)
+            if output is None:
+                sys.stdout.write(text)
+                sys.stdout.flush()
+            else:
+                _write_text(Path(output), text)
+    except OSError as e:
+        _stderr(f"cannot write {output}: {e.strerror or e}")
+        return 2
+    return report_exit_code(report)
+
+
+def compare_command(new_path: str | os.PathLike[str], baseline_path: str | os.PathLike[str], *,
+                    console: Console | None = None) -> int:
+    """``dino-harness compare NEW BASELINE``: 0 no regression · 1 new failure or overlap
+    regression · 2 a report could not be loaded."""
+    try:
+        new = load_report(new_path)
+        baseline = load_report(baseline_path)
+    except ReportError as e:
+        _stderr(str(e))
+        return 2
+    cmp = compare_reports(new, baseline)
+    render_comparison(cmp, console or Console())
+    return cmp.exit_code
+
+
+__all__ = ["report_command", "compare_command", "FORMATS"]

@@ -1,0 +1,284 @@
+"""Compare a new report with a baseline.
+
+Results are matched by ``(case, backend, world_size)``; an overlap result that carries
+``prototypes`` (one case swept over several K) is also told apart by its K, so
+``overlap[gloo-ws2] K=4096`` is compared with the baseline's K=4096, not its K=65536.
+
+* **new failure** — the new status is fail/error and the baseline's was not (pass, skip,
+  or the case was absent from the baseline).
+* **fixed** — fail/error in the baseline, pass now.
+* **still failing** — fail/error in both (listed, not counted as new).
+* **newly skipped** — passed in the baseline, skipped now (listed: a skip can hide a
+  regression, e.g. fewer GPUs than ranks; not counted in the exit code).
+* **missing / added** — in only one of the two reports.
+* **overlap regression** — for results with ``metrics`` in both runs:
+  ``hidden_fraction`` (higher is better) regressed when the new run's whole interval lies
+  below the baseline's: ``new.high < base.low``; ``overlapped_ms`` (lower is better)
+  regressed when ``new.low > base.high``. I.e. the change must be beyond BOTH runs'
+  intervals, so run-to-run noise inside either run's spread is never a regression. An
+  interval is ``metrics[m + "_ci_low"]``/``_ci_high`` if present (a confidence interval
+  of the median), else ``_p10``/``_p90`` (the spread over iterations). A run without an
+  interval for the metric uses its median alone, and then the medians must also differ
+  by more than :data:`NO_INTERVAL_REL_TOL` (relative) — a guard against flagging noise
+  in reports that carry no spread. The mirror-image moves are reported as improvements.
+
+``Comparison.exit_code`` is 1 if there is any new failure or overlap regression, else 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from .fmt import (
+    STATUS_LABEL,
+    STATUS_STYLE,
+    format_float,
+    format_percent,
+    format_ratio,
+    metric_interval,
+    worst_ratio,
+)
+
+Key = tuple[str, str, int, str]  # case, backend, world size, variant ("" or "K=65536")
+
+# metric → True when higher is better.
+OVERLAP_DIRECTIONS: dict[str, bool] = {"hidden_fraction": True, "overlapped_ms": False}
+NO_INTERVAL_REL_TOL = 0.10
+_FAILING = ("fail", "error")
+
+
+def result_key(r: Mapping[str, Any]) -> Key:
+    try:
+        ws = int(r.get("world_size", 0))
+    except (TypeError, ValueError):
+        ws = -1
+    variant = f"K={r['prototypes']}" if r.get("prototypes") is not None else ""
+    return (str(r.get("case")), str(r.get("backend")), ws, variant)
+
+
+def key_text(key: Key) -> str:
+    return f"{key[0]}[{key[1]}-ws{key[2]}]" + (f" {key[3]}" if key[3] else "")
+
+
+@dataclass(frozen=True)
+class Interval:
+    median: float
+    low: float
+    high: float
+    has_interval: bool
+
+    @classmethod
+    def of(cls, metrics: Mapping[str, Any] | None, name: str) -> Interval | None:
+        med, lo, hi = metric_interval(metrics, name)
+        if med is None or med != med:
+            return None
+        if lo is None or hi is None or lo != lo or hi != hi:
+            return cls(med, med, med, False)
+        return cls(med, min(lo, hi), max(lo, hi), True)
+
+    def text(self, name: str) -> str:
+        f = format_percent if name == "hidden_fraction" else format_float
+        if not self.has_interval:
+            return f(self.median)
+        return f"{f(self.median)} [{f(self.low)}–{f(self.high)}]"
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    key: Key
+    old: str | None  # None: absent from the baseline
+    new: str
+    ratio: float | None = None  # the new run's worst error/tolerance
+
+
+@dataclass(frozen=True)
+class MetricChange:
+    key: Key
+    metric: str
+    new: Interval
+    baseline: Interval
+
+    @property
+    def higher_is_better(self) -> bool:
+        return OVERLAP_DIRECTIONS[self.metric]
+
+
+@dataclass
+class Comparison:
+    new_failures: list[StatusChange] = field(default_factory=list)
+    fixed: list[StatusChange] = field(default_factory=list)
+    still_failing: list[StatusChange] = field(default_factory=list)
+    newly_skipped: list[StatusChange] = field(default_factory=list)
+    missing: list[Key] = field(default_factory=list)
+    added: list[Key] = field(default_factory=list)
+    regressions: list[MetricChange] = field(default_factory=list)
+    improvements: list[MetricChange] = field(default_factory=list)
+    matched: int = 0
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.new_failures or self.regressions else 0
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    def to_json(self) -> dict[str, Any]:
+        def k(key: Key) -> dict[str, Any]:
+            return {"case": key[0], "backend": key[1], "world_size": key[2], "variant": key[3]}
+
+        def sc(c: StatusChange) -> dict[str, Any]:
+            return {**k(c.key), "baseline": c.old, "new": c.new}
+
+        def mc(c: MetricChange) -> dict[str, Any]:
+            return {**k(c.key), "metric": c.metric, "new": c.new.__dict__,
+                    "baseline": c.baseline.__dict__}
+
+        return {"new_failures": [sc(c) for c in self.new_failures],
+                "fixed": [sc(c) for c in self.fixed],
+                "still_failing": [sc(c) for c in self.still_failing],
+                "newly_skipped": [sc(c) for c in self.newly_skipped],
+                "missing": [k(x) for x in self.missing], "added": [k(x) for x in self.added],
+                "regressions": [mc(c) for c in self.regressions],
+                "improvements": [mc(c) for c in self.improvements],
+                "matched": self.matched, "exit_code": self.exit_code}
+
+
+def _index(report: Mapping[str, Any]) -> dict[Key, Mapping[str, Any]]:
+    out: dict[Key, Mapping[str, Any]] = {}
+    for r in report.get("results") or []:
+        if isinstance(r, Mapping):
+            out[result_key(r)] = r  # a repeated key: the last result wins
+    return out
+
+
+def _metric_change(new: Interval, base: Interval, higher_is_better: bool) -> int:
+    """-1 regression, +1 improvement, 0 within noise (see the module docstring)."""
+    if higher_is_better:
+        worse, better = new.high < base.low, new.low > base.high
+    else:
+        worse, better = new.low > base.high, new.high < base.low
+    if not (worse or better):
+        return 0
+    if not (new.has_interval and base.has_interval):
+        scale = max(abs(base.median), abs(new.median), 1e-12)
+        if abs(new.median - base.median) / scale <= NO_INTERVAL_REL_TOL:
+            return 0
+    return -1 if worse else 1
+
+
+def compare_reports(new: Mapping[str, Any], baseline: Mapping[str, Any]) -> Comparison:
+    cmp = Comparison()
+    new_idx, base_idx = _index(new), _index(baseline)
+    for key, r in new_idx.items():
+        status = str(r.get("status"))
+        b = base_idx.get(key)
+        if b is None:
+            cmp.added.append(key)
+            if status in _FAILING:
+                cmp.new_failures.append(StatusChange(key, None, status, worst_ratio(r)))
+            continue
+        cmp.matched += 1
+        old = str(b.get("status"))
+        if status in _FAILING and old not in _FAILING:
+            cmp.new_failures.append(StatusChange(key, old, status, worst_ratio(r)))
+        elif status in _FAILING:
+            cmp.still_failing.append(StatusChange(key, old, status, worst_ratio(r)))
+        elif old in _FAILING and status == "pass":
+            cmp.fixed.append(StatusChange(key, old, status, worst_ratio(r)))
+        elif old == "pass" and status == "skip":
+            cmp.newly_skipped.append(StatusChange(key, old, status))
+        nm, bm = r.get("metrics"), b.get("metrics")
+        if isinstance(nm, Mapping) and isinstance(bm, Mapping):
+            for metric, higher in OVERLAP_DIRECTIONS.items():
+                ni, bi = Interval.of(nm, metric), Interval.of(bm, metric)
+                if ni is None or bi is None:
+                    continue
+                change = _metric_change(ni, bi, higher)
+                if change < 0:
+                    cmp.regressions.append(MetricChange(key, metric, ni, bi))
+                elif change > 0:
+                    cmp.improvements.append(MetricChange(key, metric, ni, bi))
+    cmp.missing = [k for k in base_idx if k not in new_idx]
+    return cmp
+
+
+# ------------------------------------------------------------------------------ render
+
+def _status(s: str | None) -> Text:
+    if s is None:
+        return Text("absent", style="dim")
+    return Text(STATUS_LABEL.get(s, s.upper()), style=STATUS_STYLE.get(s, "bold"))
+
+
+def comparison_table(cmp: Comparison) -> Table:
+    t = Table(title="[bold]compared with the baseline[/]", title_justify="left",
+              box=box.SIMPLE_HEAD, show_edge=False)
+    keys = [c.key for c in cmp.new_failures + cmp.fixed + cmp.still_failing + cmp.newly_skipped] \
+        + [m.key for m in cmp.regressions + cmp.improvements] + cmp.missing + cmp.added
+    t.add_column("change", no_wrap=True)
+    t.add_column("case", overflow="fold",
+                 min_width=min(max((len(key_text(k)) for k in keys), default=4), 48))
+    t.add_column("baseline", overflow="fold")
+    t.add_column("new", overflow="fold")
+    t.add_column("detail", overflow="fold")
+    for c in cmp.new_failures:
+        t.add_row(Text("NEW FAILURE", style="bold red"), Text(key_text(c.key)), _status(c.old),
+                  _status(c.new), Text(f"worst {format_ratio(c.ratio)}" if c.ratio is not None else ""))
+    for m in cmp.regressions:
+        t.add_row(Text("REGRESSION", style="bold red"), Text(key_text(m.key)),
+                  Text(m.baseline.text(m.metric)), Text(m.new.text(m.metric)),
+                  Text(f"{m.metric} {'lower' if m.higher_is_better else 'higher'}, "
+                       "beyond both intervals"))
+    for c in cmp.fixed:
+        t.add_row(Text("FIXED", style="bold green"), Text(key_text(c.key)), _status(c.old),
+                  _status(c.new), "")
+    for m in cmp.improvements:
+        t.add_row(Text("IMPROVED", style="green"), Text(key_text(m.key)),
+                  Text(m.baseline.text(m.metric)), Text(m.new.text(m.metric)), Text(m.metric))
+    for c in cmp.still_failing:
+        t.add_row(Text("still failing", style="yellow"), Text(key_text(c.key)), _status(c.old),
+                  _status(c.new), "")
+    for c in cmp.newly_skipped:
+        t.add_row(Text("now skipped", style="yellow"), Text(key_text(c.key)), _status(c.old),
+                  _status(c.new), "")
+    for k in cmp.missing:
+        t.add_row(Text("missing", style="yellow"), Text(key_text(k)), "present", _status(None),
+                  "not in the new report")
+    for k in cmp.added:
+        if not any(c.key == k for c in cmp.new_failures):
+            t.add_row(Text("added", style="cyan"), Text(key_text(k)), _status(None), "present", "")
+    return t
+
+
+def comparison_renderable(cmp: Comparison) -> RenderableType:
+    parts: list[RenderableType] = []
+    t = comparison_table(cmp)
+    if t.row_count:
+        parts.append(t)
+    counts = (f"{len(cmp.new_failures)} new failures, {len(cmp.regressions)} overlap regressions, "
+              f"{len(cmp.fixed)} fixed, {len(cmp.still_failing)} still failing, "
+              f"{len(cmp.newly_skipped)} now skipped, "
+              f"{len(cmp.missing)} missing, {len(cmp.added)} added, {cmp.matched} matched")
+    if cmp.exit_code:
+        parts.append(Text(f"✘ REGRESSED — {counts}", style="bold red"))
+    else:
+        parts.append(Text(f"✔ NO REGRESSION — {counts}", style="bold green"))
+    return Group(*parts)
+
+
+def render_comparison(cmp: Comparison, console: Console) -> None:
+    console.print(comparison_renderable(cmp))
+
+
+__all__ = ["Comparison", "StatusChange", "MetricChange", "Interval",
+           "compare_reports", "comparison_table", "comparison_renderable",
+           "render_comparison", "result_key", "OVERLAP_DIRECTIONS",
+           "NO_INTERVAL_REL_TOL"]

@@ -1,0 +1,211 @@
+"""Write one run's results as they land, crash-safe.
+
+Layout of ``<report_dir>/<run-id>/``:
+
+* ``run.json``      — written (atomically) when the run starts: schema, tool, created,
+  run id, environment, target. Lets a run that never finished be rebuilt.
+* ``results.jsonl`` — one JSON object per :class:`CaseResult`, appended, flushed and
+  fsynced as soon as it is added: a SIGKILLed run loses at most the line being written.
+* ``report.json``   — DESIGN.md §4 schema 1, written atomically by :meth:`RunWriter.finish`.
+
+``<report_dir>/latest`` is a relative symlink to the newest run (or, where symlinks
+cannot be made, ``<report_dir>/LATEST`` holds the run id); it is pointed at the run when
+it starts and again when it finishes, so ``dino-harness report reports/latest`` also
+shows a run that was killed.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import secrets
+import tempfile
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from harness.results import SCHEMA_VERSION, CaseResult, summarise
+
+TOOL = "dino-harness"
+RESULTS_FILE = "results.jsonl"
+REPORT_FILE = "report.json"
+META_FILE = "run.json"
+LATEST_LINK = "latest"
+LATEST_FILE = "LATEST"
+
+
+def utc_now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def new_run_id(now: _dt.datetime | None = None) -> str:
+    """``20251129T061600.123Z-3f9a1c``: sorts by start time (UTC), then a random tag."""
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    return now.strftime("%Y%m%dT%H%M%S.") + f"{now.microsecond // 1000:03d}Z-" + secrets.token_hex(3)
+
+
+def json_safe(value: Any) -> Any:
+    """Non-finite floats → "nan"/"inf"/"-inf" (as ``harness.results`` does), recursively,
+    so that every line is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_json(path: str | os.PathLike[str], report: Mapping[str, Any]) -> Path:
+    """Write ``report`` to ``path`` atomically: a temp file in the same folder, fsynced,
+    then ``os.replace``d over ``path``. Readers see the old file or the new one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(json_safe(report), indent=2, allow_nan=False) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def point_latest(report_dir: Path, run_id: str) -> Path:
+    """Point ``report_dir/latest`` at ``run_id`` (atomic symlink swap); fall back to the
+    text file ``report_dir/LATEST``. Returns the pointer that was written."""
+    link = report_dir / LATEST_LINK
+    tmp = report_dir / f".{LATEST_LINK}.{secrets.token_hex(4)}.tmp"
+    try:
+        if link.exists() and not link.is_symlink():
+            raise OSError(f"{link} exists and is not a symlink")
+        os.symlink(run_id, tmp, target_is_directory=True)
+        os.replace(tmp, link)
+        stale = report_dir / LATEST_FILE  # a pointer file from a run without symlinks
+        if stale.is_file():
+            stale.unlink(missing_ok=True)
+        return link
+    except (OSError, NotImplementedError):
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        pointer = report_dir / LATEST_FILE
+        fd, t = tempfile.mkstemp(prefix=f".{LATEST_FILE}.", suffix=".tmp", dir=report_dir)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(run_id + "\n")
+        os.replace(t, pointer)
+        return pointer
+
+
+class RunWriter:
+    """Stream one run's results to disk and write its report.
+
+    >>> w = RunWriter(Path("reports"), environment=env, target=target)
+    >>> w.add(result)          # one JSONL line, flushed and fsynced
+    >>> path = w.finish()      # reports/<run-id>/report.json, atomic; reports/latest → run
+
+    Also a context manager: leaving the block with an exception still writes
+    ``report.json`` (with ``"complete": false``) for the results that landed.
+    """
+
+    def __init__(self, report_dir: str | os.PathLike[str], *, environment: Mapping[str, Any],
+                 target: Mapping[str, Any], run_id: str | None = None) -> None:
+        self.report_dir = Path(report_dir)
+        self.run_id = run_id or new_run_id()
+        self.run_dir = self.report_dir / self.run_id
+        self.environment = dict(environment)
+        self.target = dict(target)
+        self.created = utc_now_iso()
+        self.results: list[CaseResult] = []
+        self.report_path: Path | None = None
+        self._lock = threading.Lock()
+        self.run_dir.mkdir(parents=True, exist_ok=False)
+        write_json(self.run_dir / META_FILE, self._meta())
+        self._jsonl = open(self.run_dir / RESULTS_FILE, "a", encoding="utf-8")  # noqa: SIM115
+        _fsync_dir(self.run_dir)
+        point_latest(self.report_dir, self.run_id)
+
+    @property
+    def results_path(self) -> Path:
+        return self.run_dir / RESULTS_FILE
+
+    def _meta(self) -> dict[str, Any]:
+        return {"schema": SCHEMA_VERSION, "tool": TOOL, "created": self.created,
+                "run_id": self.run_id, "environment": self.environment, "target": self.target}
+
+    def add(self, result: CaseResult) -> None:
+        """Append one result line and make it durable before returning."""
+        line = json.dumps(json_safe(result.to_json()), allow_nan=False, separators=(",", ":"))
+        with self._lock:
+            if self._jsonl.closed:
+                raise RuntimeError(f"run {self.run_id} is finished; cannot add {result.test_id}")
+            self._jsonl.write(line + "\n")
+            self._jsonl.flush()
+            os.fsync(self._jsonl.fileno())
+            self.results.append(result)
+
+    def report(self, *, complete: bool = True) -> dict[str, Any]:
+        """The report dict (schema 1) for the results added so far."""
+        with self._lock:
+            results = list(self.results)
+        return {
+            "schema": SCHEMA_VERSION,
+            "tool": TOOL,
+            "created": self.created,
+            "environment": self.environment,
+            "target": self.target,
+            "results": [r.to_json() for r in results],
+            "summary": summarise(results),
+            # Added fields.
+            "run_id": self.run_id,
+            "finished": utc_now_iso(),
+            "complete": complete,
+        }
+
+    def finish(self, *, complete: bool = True) -> Path:
+        """Close the stream, write ``report.json`` atomically, point ``latest`` at the run."""
+        with self._lock:
+            if not self._jsonl.closed:
+                self._jsonl.close()
+        self.report_path = write_json(self.run_dir / REPORT_FILE, self.report(complete=complete))
+        point_latest(self.report_dir, self.run_id)
+        return self.report_path
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._jsonl.closed:
+                self._jsonl.close()
+
+    def __enter__(self) -> RunWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self.report_path is None:
+            self.finish(complete=exc_type is None)
+        else:
+            self.close()
