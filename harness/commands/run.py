@@ -88,8 +88,10 @@ def execute(plan: list[tuple[Case, str, int]], executor, target: Target,
 def list_command(args: argparse.Namespace) -> int:
     cases = load_cases(default_cases(args.cases))
     table = Table(title=f"{len(cases)} cases")
-    for column in ("case", "kind", "world sizes", "backends", "description"):
-        table.add_column(column)
+    table.add_column("case", no_wrap=True)
+    for column in ("kind", "world sizes", "backends"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("description")
     for case in cases:
         table.add_row(case.name, case.kind, ",".join(map(str, case.world_sizes)),
                       ",".join(case.backends), case.description)
