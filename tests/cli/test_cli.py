@@ -182,3 +182,18 @@ K = 32
     assert status["cls-uneven"] == "fail" and status["centering-uneven"] == "fail"
     assert status["ibot-equal"] == "skip"
     assert proc.returncode == 1
+
+
+def test_run_under_torchrun_writes_rank0_report(tmp_path):
+    cases = write_cases(tmp_path / "small.toml", SMALL)
+    out = tmp_path / "out.json"
+    env = {**os.environ, "CI": "true", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         "-m", "harness", "run", "--cases", str(cases), "--report-dir", str(tmp_path / "r"),
+         "--json", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert {(r["case"], r["world_size"], r["status"]) for r in report["results"]} == {
+        ("sinkhorn-small-uneven", 2, "pass"), ("centering-small-uneven", 2, "pass")}
