@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TORCH  ?= torch==2.13.0
-XDIST  ?= -n 2
+XDIST  ?= -n 2 --dist loadgroup
 
 .PHONY: install test test-dist run bench lint selfcheck clean
 
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 test: $(STAMP)
-	$(BIN)/python -m pytest $(XDIST) -q tests
+	$(BIN)/python -m pytest $(XDIST) -q --world-sizes 1,2,3,4 tests
 
 test-dist: $(STAMP)
 	$(BIN)/python -m harness.runtime.test_dist
