@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(XDIST) -q --world-sizes 1,2,3,4 tests
 
 test-dist: $(STAMP)
-	$(BIN)/python -m harness.runtime.test_dist
+	$(BIN)/python -m harness.commands.test_dist
 
 run: $(STAMP)
 	$(BIN)/dino-harness run --backend gloo --world-sizes 1,2,3,4
