@@ -25,7 +25,6 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-
 from seed_style import SeedCenter, seed_sinkhorn
 
 from harness.checks.comms_recorder import CollectiveRecorder
@@ -93,7 +92,7 @@ def summarise(per_rank: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
             "reference_ms_median": statistics.median(ref),
             "seed_ms_median": statistics.median(seed),
             "ratio": statistics.median(ref) / statistics.median(seed),
-            "paired_ratio_median": statistics.median(a / b for a, b in zip(ref, seed)),
+            "paired_ratio_median": statistics.median(a / b for a, b in zip(ref, seed, strict=True)),
             "reference_collectives": per_rank[0][what]["reference_collectives"],
             "seed_collectives": per_rank[0][what]["seed_collectives"],
             "repeats": len(ref),

@@ -66,7 +66,7 @@ def load_target(impl: str = "harness.losses", api: str = "seed") -> Target:
     return _load(spec)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load(spec: TargetSpec) -> Target:
     if spec.api not in APIS:
         raise TargetError(f"unknown --api {spec.api!r}: expected one of {', '.join(APIS)}")

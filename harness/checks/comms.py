@@ -79,7 +79,7 @@ def verify(job: Job, target: Target, ranks: list[dict], single: dict) -> list[An
             checks.expect(f"collectives:{call}", len(calls) <= budget,
                           f"{len(calls)} collective(s), budget {budget}: {listing}", rank=rank)
             if calls != per_rank[0]:
-                first = next((i for i, (a, b) in enumerate(zip(calls, per_rank[0])) if a != b),
+                first = next((i for i, (a, b) in enumerate(zip(calls, per_rank[0], strict=False)) if a != b),
                              min(len(calls), len(per_rank[0])))
                 checks.expect(f"rank_agreement:{call}", False,
                               f"rank {rank} differs from rank 0 at collective #{first}: "

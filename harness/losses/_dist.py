@@ -10,7 +10,6 @@ import torch
 import torch.distributed as dist
 
 
-
 def is_distributed(group: dist.ProcessGroup | None = None) -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size(group) > 1
 
