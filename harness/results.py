@@ -96,14 +96,19 @@ class CaseResult:
         known = {"case", "kind", "backend", "world_size", "status", "duration_s", "checks",
                  "error", "rank_errors", "skip_reason", "metrics"}
         check_fields = Check.__dataclass_fields__
+        error_fields = RankError.__dataclass_fields__
+
+        def error(e: dict[str, Any]) -> RankError:
+            return RankError(**{k: v for k, v in e.items() if k in error_fields})
+
         return cls(
             case=d["case"], kind=d["kind"], backend=d["backend"],
             world_size=int(d["world_size"]), status=d["status"],
             duration_s=float(d.get("duration_s", 0.0)),
-            checks=[Check(**{k: v for k, v in c.items() if k in check_fields})
+            checks=[Check(**{k: _from_json_float(v) for k, v in c.items() if k in check_fields})
                     for c in d.get("checks", [])],
-            error=RankError(**d["error"]) if d.get("error") else None,
-            rank_errors=[RankError(**e) for e in d.get("rank_errors", [])],
+            error=error(d["error"]) if d.get("error") else None,
+            rank_errors=[error(e) for e in d.get("rank_errors", [])],
             skip_reason=d.get("skip_reason"),
             metrics=d.get("metrics"),
             extra={k: v for k, v in d.items() if k not in known},
@@ -116,6 +121,10 @@ def summarise(results: list[CaseResult]) -> dict[str, int]:
     for r in results:
         counts[key[r.status]] += 1
     return counts
+
+
+def _from_json_float(value: Any) -> Any:
+    return float(value) if value in ("nan", "inf", "-inf") else value
 
 
 def _finite_json(d: dict[str, Any]) -> dict[str, Any]:
