@@ -1,0 +1,167 @@
+"""pytest plugin (entry point `pytest11: dino_harness`): distributed tests on warm rank pools.
+
+Options:  --backend gloo|nccl   --world-sizes 1,2|auto   --dist-timeout SECONDS
+Fixtures: rank_pools       session-scoped PoolCache (pools stay warm across tests)
+          dist_run         run(program, payload=None, world_size=None, deadline_s=None) -> list
+          dist_world_size  the test's world size; a test that uses it (or dist_run) runs
+                           once per --world-sizes entry, or per @pytest.mark.world_size(n, ...)
+          dist_backend     the --backend value
+Markers:  world_size(n, ...)  run on these world sizes instead of --world-sizes
+          nccl                needs NCCL and GPUs: skipped without
+
+A spec this machine cannot run (NCCL without GPUs, more NCCL ranks than GPUs) skips the
+test with the reason. Under pytest-xdist every xdist worker has its own pools; stores use
+OS-picked ports, so workers never share a port or a file.
+
+This module imports neither torch nor the runtime at import time: pytest loads it for
+every run, including runs that have no distributed test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+DEFAULT_WORLD_SIZES = "1,2"
+DEFAULT_DIST_TIMEOUT_S = 60.0
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("dino-harness", "dino-harness distributed tests")
+    group.addoption("--backend", action="store", default="gloo", choices=("gloo", "nccl"),
+                    help="process-group backend of the rank pools (default: gloo)")
+    group.addoption("--world-sizes", action="store", default=DEFAULT_WORLD_SIZES,
+                    help="comma-separated world sizes, or 'auto' (NCCL: 1..GPUs; gloo: 1,2,4)")
+    group.addoption("--dist-timeout", action="store", type=float, default=DEFAULT_DIST_TIMEOUT_S,
+                    help="deadline of one distributed run, seconds (default: 60); the process-group "
+                         "timeout is set to half of it, at most 30 s")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "world_size(n, ...): run the test on rank pools of these world sizes")
+    config.addinivalue_line("markers", "nccl: needs the NCCL backend and CUDA GPUs; skipped without")
+    timeout = config.getoption("dist_timeout")
+    if timeout is not None and not timeout > 0:
+        raise pytest.UsageError(f"--dist-timeout must be positive, got {timeout}")
+    text = config.getoption("world_sizes")
+    if text and text.strip() != "auto":
+        from harness.runtime.spec import parse_world_sizes
+
+        try:
+            parse_world_sizes(text, config.getoption("backend"))
+        except ValueError as exc:
+            raise pytest.UsageError(f"--world-sizes: {exc}") from None
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return (f"dino-harness: backend={config.getoption('backend')} "
+            f"world-sizes={config.getoption('world_sizes')} dist-timeout={config.getoption('dist_timeout'):g}s")
+
+
+def pg_timeout_for(dist_timeout_s: float) -> float:
+    """The process-group timeout for a run deadline: well below it, so that a collective
+    mismatch fails as an error with a traceback before the deadline calls it a hang."""
+    return max(1.0, min(30.0, 0.5 * dist_timeout_s))
+
+
+def _configured_world_sizes(config: pytest.Config) -> list[int]:
+    from harness.runtime.spec import parse_world_sizes
+
+    return parse_world_sizes(config.getoption("world_sizes"), config.getoption("backend"))
+
+
+def _marker_world_sizes(node: Any) -> list[int] | None:
+    marker = node.get_closest_marker("world_size")
+    if marker is None:
+        return None
+    sizes: list[int] = []
+    for arg in marker.args:
+        for n in arg if isinstance(arg, (list, tuple)) else [arg]:
+            if int(n) < 1:
+                raise pytest.UsageError(f"{node.nodeid}: world_size marker needs positive sizes, got {n}")
+            sizes.append(int(n))
+    if not sizes:
+        raise pytest.UsageError(f"{node.nodeid}: world_size marker needs at least one size")
+    return sizes
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "dist_world_size" not in metafunc.fixturenames:
+        return
+    sizes = _marker_world_sizes(metafunc.definition)
+    if sizes is None:
+        sizes = _configured_world_sizes(metafunc.config)
+    metafunc.parametrize("dist_world_size", sizes, ids=[f"ws{n}" for n in sizes])
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("nccl") is None:
+        return
+    if item.config.getoption("backend") != "nccl":
+        pytest.skip("needs --backend nccl")
+    from harness.runtime.spec import PoolSpec
+
+    reason = PoolSpec("nccl", 1).unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def rank_pools() -> Iterator[Any]:
+    """The session's warm pools (a PoolCache), closed at the end of the session."""
+    from harness.runtime.cache import PoolCache
+
+    cache = PoolCache()
+    try:
+        yield cache
+    finally:
+        cache.close_all()
+
+
+@pytest.fixture(scope="session")
+def dist_backend(pytestconfig: pytest.Config) -> str:
+    return str(pytestconfig.getoption("backend"))
+
+
+@pytest.fixture
+def dist_world_size(request: pytest.FixtureRequest) -> int:
+    """Normally parametrized by pytest_generate_tests; this default serves a test that
+    looks the fixture up dynamically."""
+    sizes = _marker_world_sizes(request.node) or _configured_world_sizes(request.config)
+    return sizes[0]
+
+
+@pytest.fixture
+def dist_run(rank_pools: Any, dist_backend: str, dist_world_size: int,
+             pytestconfig: pytest.Config) -> Callable[..., list[Any]]:
+    """run(program, payload=None, world_size=None, deadline_s=None) -> per-rank results.
+
+    Runs "package.module:function" on every rank of the warm pool for (backend, world
+    size); a RankFailure fails the test with every rank's outcome and traceback, and the
+    next run gets a fresh pool."""
+    from harness.runtime.pool import PoolUnavailable
+    from harness.runtime.spec import PoolSpec
+
+    timeout = float(pytestconfig.getoption("dist_timeout"))
+    pg_timeout = pg_timeout_for(timeout)
+
+    def spec_for(world_size: int) -> Any:
+        spec = PoolSpec(dist_backend, int(world_size), pg_timeout_s=pg_timeout)
+        reason = spec.unavailable_reason()
+        if reason is not None:
+            pytest.skip(reason)
+        return spec
+
+    default_spec = spec_for(dist_world_size)
+
+    def run(program: str, payload: Any = None, world_size: int | None = None,
+            deadline_s: float | None = None) -> list[Any]:
+        spec = default_spec if world_size is None else spec_for(world_size)
+        try:
+            return rank_pools.run(spec, program, payload, deadline_s=deadline_s or timeout)
+        except PoolUnavailable as exc:
+            pytest.skip(str(exc))
+
+    return run

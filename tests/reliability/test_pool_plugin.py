@@ -1,0 +1,55 @@
+"""The pytest plugin, exercised in a child pytest (with and without xdist)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SAMPLE = Path(__file__).resolve().parent / "samples" / "dist_sample.py"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_sample(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", str(SAMPLE), *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def counts(output: str) -> dict[str, int]:
+    found = dict.fromkeys(("passed", "failed", "skipped", "error"), 0)
+    for n, what in re.findall(r"(\d+) (passed|failed|skipped|error)", output):
+        found[what] = int(n)
+    return found
+
+
+def test_plugin_under_xdist() -> None:
+    proc = run_sample("-n", "2", "--world-sizes", "1,2", "--dist-timeout", "30")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    # dist_run tests without a marker run once per world size: sum x2, explicit x2,
+    # marker, failure: 6 passed; the nccl-marked test is skipped (x2)
+    assert counts(out) == {"passed": 6, "failed": 0, "skipped": 2, "error": 0}, out[-3000:]
+    assert "needs --backend nccl" in out
+
+
+def test_plugin_nccl_without_gpus_skips_cleanly() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has GPUs")
+    proc = run_sample("--backend", "nccl", "--world-sizes", "1,2")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert counts(out)["passed"] == 0 and counts(out)["failed"] == 0, out[-3000:]
+    assert "NCCL" in out
+
+
+def test_plugin_rejects_bad_world_sizes() -> None:
+    proc = run_sample("--world-sizes", "two")
+    assert proc.returncode == 4  # pytest's usage error
+    assert "--world-sizes" in proc.stderr
