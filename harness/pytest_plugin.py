@@ -60,12 +60,6 @@ def pytest_report_header(config: pytest.Config) -> str:
             f"world-sizes={config.getoption('world_sizes')} dist-timeout={config.getoption('dist_timeout'):g}s")
 
 
-def pg_timeout_for(dist_timeout_s: float) -> float:
-    """The process-group timeout for a run deadline: well below it, so that a collective
-    mismatch fails as an error with a traceback before the deadline calls it a hang."""
-    return max(1.0, min(30.0, 0.5 * dist_timeout_s))
-
-
 def _configured_world_sizes(config: pytest.Config) -> list[int]:
     from harness.runtime.spec import parse_world_sizes
 
@@ -142,7 +136,7 @@ def dist_run(rank_pools: Any, dist_backend: str, dist_world_size: int,
     size); a RankFailure fails the test with every rank's outcome and traceback, and the
     next run gets a fresh pool."""
     from harness.runtime.pool import PoolUnavailable
-    from harness.runtime.spec import PoolSpec
+    from harness.runtime.spec import PoolSpec, pg_timeout_for
 
     timeout = float(pytestconfig.getoption("dist_timeout"))
     pg_timeout = pg_timeout_for(timeout)

@@ -72,7 +72,7 @@ def run_case(case: Case, backend: str, world_size: int, executor: Executor, targ
     except RankFailure as failure:
         return result("error", error=failure.errors[0] if failure.errors else None,
                       rank_errors=list(failure.errors),
-                      extra={"failure": failure.kind,
+                      extra={"failure": failure_kind(failure),
                              "outcomes": {str(r): o for r, o in failure.outcomes.items()}})
     try:
         if case.expect_error:
@@ -86,6 +86,15 @@ def run_case(case: Case, backend: str, world_size: int, executor: Executor, targ
         return result("error", error=error, extra={"failure": "verify"})
     status = "pass" if all(check.passed for check in checks) else "fail"
     return result(status, checks=checks)
+
+
+def failure_kind(failure: RankFailure) -> str:
+    """A collective that timed out is a hang that the process-group timeout caught first."""
+    if failure.kind == "error" and any(
+        "timed out" in e.message.lower() or "timeout" in e.type.lower() for e in failure.errors
+    ):
+        return "hang"
+    return failure.kind
 
 
 def _expected_error(case: Case, ranks: list[dict], single: dict) -> list[Any]:

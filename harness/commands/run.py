@@ -40,7 +40,9 @@ def run_command(args: argparse.Namespace) -> int:
         return run_under_torchrun(args, target, cases)
     world_sizes = parse_world_sizes(args.world_sizes, args.backend)
     plan = plan_cases(cases, args.backend, world_sizes, args.filter)
-    executor = PoolExecutor()
+    from ..runtime import pg_timeout_for
+
+    executor = PoolExecutor(pg_timeout_s=pg_timeout_for(args.timeout))
     try:
         return execute(plan, executor, target, args)
     finally:

@@ -17,6 +17,7 @@ from harness.runtime.spec import (
     RankContext,
     auto_world_sizes,
     parse_world_sizes,
+    pg_timeout_for,
     threads_per_rank,
     visible_gpu_count,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "auto_world_sizes",
     "launched_by_torchrun",
     "parse_world_sizes",
+    "pg_timeout_for",
     "threads_per_rank",
     "visible_gpu_count",
 ]

@@ -144,3 +144,11 @@ def parse_world_sizes(text: str, backend: str) -> list[int]:
     if not sizes:
         raise ValueError(f"no world sizes in {text!r}")
     return sizes
+
+
+def pg_timeout_for(deadline_s: float | None, default_s: float = 30.0) -> float:
+    """The process-group timeout for a run deadline: well below it, so that a collective
+    mismatch fails as an error with a traceback before the deadline calls it a hang."""
+    if deadline_s is None:
+        return default_s
+    return max(1.0, min(default_s, 0.5 * deadline_s))

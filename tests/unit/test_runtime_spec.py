@@ -6,11 +6,11 @@ import pickle
 
 import pytest
 
-from harness.pytest_plugin import pg_timeout_for
 from harness.runtime.spec import (
     PoolSpec,
     auto_world_sizes,
     parse_world_sizes,
+    pg_timeout_for,
     threads_per_rank,
     usable_cpu_count,
     visible_gpu_count,
