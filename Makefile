@@ -32,8 +32,9 @@ selfcheck: $(STAMP)
 	$(BIN)/dino-harness selfcheck
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/losses.py --json reports/bench/losses.json
+	$(BIN)/python benchmarks/bench_losses.py --json reports/bench/losses.json
 	$(BIN)/dino-harness bench pool --json reports/bench/pool.json
+	$(BIN)/dino-harness bench overlap --json reports/bench/overlap.json
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check harness tests benchmarks

@@ -48,7 +48,9 @@ def _collectives(fn) -> int:
 def rank_program(ctx: Any, payload: dict[str, Any]) -> dict[str, Any]:
     k, rows, repeats = payload["K"], payload["rows"], payload["repeats"]
     generator = torch.Generator().manual_seed(1000 * ctx.rank + k)
-    logits = torch.randn(rows, k, generator=generator) * 3.0
+    # |logits / temp| stays below ~80: the seed-style exp neither overflows nor underflows,
+    # so both run on their fast paths and the comparison is fair to the baseline.
+    logits = torch.randn(rows, k, generator=generator) * 0.5
     teacher = torch.randn(2, rows // 2, k, generator=generator)
     ref_center, seed_center = DINOv1Loss(), SeedCenter()
 
