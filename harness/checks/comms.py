@@ -14,10 +14,20 @@ from .comms_recorder import CollectiveRecorder
 from .job import Job, to_torch
 from .sinkhorn import num_samples_arg
 
+# API calls that need a seed-API name beyond DINOv1Loss / sinkhorn_knopp.
+CALL_NEEDS = {"ibot_sinkhorn_knopp_teacher": "iBOTPatchLoss", "ibot_forward": "iBOTPatchLoss",
+              "dinov2_forward": "DINOv2Loss"}
+
 # Canonical training-step order; a call listed in the case runs after what it needs.
 ORDER = ("softmax_center_teacher", "dino_forward", "update_center", "apply_center_update",
          "sinkhorn_knopp", "sinkhorn_knopp_teacher", "ibot_sinkhorn_knopp_teacher",
          "ibot_forward", "dinov2_forward")
+
+
+def missing_api(case: Any, target: Target) -> list[str]:
+    """The case's calls this target cannot make (the DINOv2/DINOv3 styles have no iBOT)."""
+    return [f"{call} needs {name}" for call in case.comms
+            if (name := CALL_NEEDS.get(call)) and not hasattr(target.api, name)]
 
 
 def rank_program(ctx: RankContext, job: Job) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from ..case import Case
 from ..results import CaseResult, RankError
 from ..runtime import PoolCache, PoolSpec, RankFailure
 from ..targets import Target
+from . import comms
 from .job import Job
 from .programs import KINDS, PROGRAM
 
@@ -57,9 +58,7 @@ def run_case(case: Case, backend: str, world_size: int, executor: Executor, targ
         return CaseResult(case=case.name, kind=case.kind, backend=backend, world_size=world_size,
                           status=status, duration_s=time.perf_counter() - start, **fields)
 
-    if not target.supports(case.kind):
-        return result("skip", skip_reason=f"--api {target.spec.api} has no {case.kind} API")
-    reason = executor.unavailable_reason(backend, world_size)
+    reason = skip_reason(case, target) or executor.unavailable_reason(backend, world_size)
     if reason:
         return result("skip", skip_reason=reason)
 
@@ -86,6 +85,17 @@ def run_case(case: Case, backend: str, world_size: int, executor: Executor, targ
         return result("error", error=error, extra={"failure": "verify"})
     status = "pass" if all(check.passed for check in checks) else "fail"
     return result(status, checks=checks)
+
+
+def skip_reason(case: Case, target: Target) -> str | None:
+    """Why this target cannot be asked this case at all (the same answer on every rank)."""
+    if not target.supports(case.kind):
+        return f"--api {target.spec.api} has no {case.kind} API"
+    if case.expect_error and target.spec.api != "seed":
+        return f"the expected {case.expect_error} is a seed-API contract, not the {target.spec.api} style's"
+    if case.kind == "comms" and (missing := comms.missing_api(case, target)):
+        return f"target cannot make: {', '.join(missing)}"
+    return None
 
 
 def failure_kind(failure: RankFailure) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 from ..case import Case
 from ..checks.job import Job
 from ..checks.programs import PROGRAM
+from ..checks.runner import skip_reason
 from ..results import RankError
 from ..runtime import InlineExecutor, PoolCache, PoolSpec, RankFailure
 from ..targets import Target
@@ -60,7 +61,7 @@ def run_under_torchrun(args: argparse.Namespace, target: Target, cases: list[Cas
         if executor.rank == 0:
             return execute(plan, executor, target, args)
         for case, backend, world_size in plan:
-            if not target.supports(case.kind) or executor.unavailable_reason(backend, world_size):
+            if skip_reason(case, target) or executor.unavailable_reason(backend, world_size):
                 continue
             deadline = args.timeout if args.timeout is not None else case.deadline_s
             try:

@@ -173,6 +173,12 @@ logits = { prototype_offset = 1.0 }
 name = "ibot-equal"
 kind = "ibot"
 K = 32
+
+[[case]]
+name = "comms-ibot"
+kind = "comms"
+K = 32
+comms = { ibot_forward = 1 }
 """)
     out = tmp_path / "out.json"
     proc = harness("run", "--impl", str(FIXTURES / fixture), "--api", api, "--cases", str(cases),
@@ -182,7 +188,7 @@ K = 32
     assert status["cls-equal"] == "pass" and status["centering-equal"] == "pass", proc.stdout
     # Uneven shards: a local-mean loss and a center divided by len * world size are wrong.
     assert status["cls-uneven"] == "fail" and status["centering-uneven"] == "fail"
-    assert status["ibot-equal"] == "skip"
+    assert status["ibot-equal"] == "skip" and status["comms-ibot"] == "skip"
     assert proc.returncode == 1
 
 
