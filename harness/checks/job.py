@@ -6,6 +6,7 @@ this small description crosses the pipe, never the data.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,8 @@ class Job:
         return load_target(self.target.impl, self.target.api)
 
     def data(self) -> dict[str, np.ndarray]:
-        return self.case.global_data(self.world_size)
+        """The global batch (read-only: every tensor handed to a target is a copy)."""
+        return _global_data(self.case, self.world_size)
 
     def sizes(self, counts: list[int], rank: int) -> tuple[list[int], int]:
         """Shard sizes and the index of this rank's shard (single mode: one shard of all)."""
@@ -42,14 +44,23 @@ class Job:
         return shard(array, sizes, index, axis)
 
 
+@functools.lru_cache(maxsize=4)
+def _global_data(case: Case, world_size: int) -> dict[str, np.ndarray]:
+    data = case.global_data(world_size)
+    for array in data.values():
+        array.flags.writeable = False
+    return data
+
+
 def to_torch(array: np.ndarray, dtype: str, device: torch.device) -> torch.Tensor:
-    """The case's float64 data in the case's dtype on the rank's device."""
-    return torch.from_numpy(np.ascontiguousarray(array)).to(device=device, dtype=DTYPES[dtype])
+    """A fresh copy of the case's data in the case's dtype on the rank's device: a target
+    that modifies its input in place cannot corrupt the data of a later call."""
+    return torch.tensor(array, dtype=DTYPES[dtype], device=device)
 
 
 def quantised(array: np.ndarray, dtype: str) -> np.ndarray:
     """The float64 values the target actually sees after the cast to ``dtype``."""
-    return torch.from_numpy(np.ascontiguousarray(array)).to(DTYPES[dtype]).double().numpy()
+    return torch.tensor(array).to(DTYPES[dtype]).double().numpy()
 
 
 def to_host(value: Any) -> Any:
