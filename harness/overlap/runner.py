@@ -1,0 +1,116 @@
+"""Parent side: run one overlap case on a warm pool and turn the ranks' raw times into a
+:class:`~harness.results.CaseResult` (DESIGN §4 plus the overlap fields)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from typing import Any
+
+from ..results import CaseResult, RankError
+from .cases import OverlapCase
+from .clock_cuda import TIMING_ENV
+from .metrics import aggregate, assess, classify, verdict_text
+
+KIND = "overlap"
+PROGRAM = "harness.overlap.program:overlap_rank"  # program.py; not imported here (torch)
+
+
+def enable_nccl_timing() -> None:
+    """NCCL reads TORCH_NCCL_ENABLE_TIMING when a process group is created, and pool
+    workers copy this process's environment when they start: set it before any NCCL pool
+    starts (an explicit value from the user is kept)."""
+    os.environ.setdefault(TIMING_ENV, "1")
+
+
+def result_name(case: OverlapCase, ddp: bool) -> str:
+    return f"{case.name}-ddp" if ddp else case.name
+
+
+def run_case(pools: Any, case: OverlapCase, backend: str, world_size: int, *,
+             impl: str = "harness.losses", api: str = "seed", ddp: bool = False,
+             iterations: int | None = None, warmup: int | None = None) -> CaseResult:
+    """Run the protocol on ``world_size`` ranks of ``pools`` (a PoolCache).
+
+    Returns a "skip" result when the spec cannot run here (NCCL without enough GPUs), an
+    "error" result when a rank raised, crashed or hung (``extra["failure"]`` is the
+    RankFailure kind), else a "pass" result carrying the metrics."""
+    from ..runtime import PoolSpec, PoolUnavailable, RankFailure
+
+    if iterations is not None or warmup is not None:
+        case = dataclasses.replace(case, iterations=iterations or case.iterations,
+                                   warmup=warmup or case.warmup)
+    name = result_name(case, ddp)
+    base_extra: dict[str, Any] = {
+        "prototypes": case.K, "batch_per_rank": case.batch_per_rank, "iterations": case.iterations,
+        "ddp": ddp, "workload": workload_info(case),
+    }
+    spec = PoolSpec(backend, world_size, pg_timeout_s=min(60.0, max(10.0, case.deadline_s / 2)))
+    reason = spec.unavailable_reason()
+    if reason is not None:
+        return CaseResult(name, KIND, backend, world_size, "skip", 0.0, skip_reason=reason,
+                          extra=base_extra)
+    if backend == "nccl":
+        enable_nccl_timing()
+    payload = {"case": case.to_payload(), "impl": impl, "api": api, "ddp": ddp}
+    t0 = time.perf_counter()
+    try:
+        ranks = pools.run(spec, PROGRAM, payload, deadline_s=case.deadline_s)
+    except PoolUnavailable as exc:
+        return CaseResult(name, KIND, backend, world_size, "skip", time.perf_counter() - t0,
+                          skip_reason=str(exc), extra=base_extra)
+    except RankFailure as failure:
+        return CaseResult(name, KIND, backend, world_size, "error", time.perf_counter() - t0,
+                          error=failure.errors[0] if failure.errors else None,
+                          rank_errors=list(failure.errors),
+                          extra={**base_extra, "failure": failure.kind,
+                                 "outcomes": {str(r): o for r, o in failure.outcomes.items()}})
+    duration = time.perf_counter() - t0
+    try:
+        return build_result(name, backend, world_size, case, ranks, duration, base_extra)
+    except Exception as exc:  # noqa: BLE001 - odd rank output must not stop the bench
+        import traceback
+
+        return CaseResult(name, KIND, backend, world_size, "error", duration,
+                          error=RankError(rank=-1, type=type(exc).__name__,
+                                          message=f"building the overlap metrics failed: {exc}",
+                                          traceback=traceback.format_exc()),
+                          extra={**base_extra, "failure": "verify"})
+
+
+def workload_info(case: OverlapCase) -> dict[str, Any]:
+    return {"head": case.head_shape(), "views_student": case.views_student,
+            "views_teacher": case.views_teacher, "dtype": case.dtype,
+            "teacher_dtype": case.teacher_dtype_name, "warmup": case.warmup,
+            "description": case.description}
+
+
+def build_result(name: str, backend: str, world_size: int, case: OverlapCase,
+                 ranks: list[dict[str, Any]], duration: float,
+                 base_extra: dict[str, Any]) -> CaseResult:
+    agg = aggregate(ranks, seed=case.seed)
+    metrics = agg["metrics"]
+    inconclusive, reasons, noisy, notes, flags = assess(metrics, world_size=world_size,
+                                                        has_comm=agg["has_comm"])
+    rank_notes = sorted({n for res in ranks for n in res.get("notes") or []})
+    extra = {
+        **base_extra,
+        "clock": ranks[0].get("clock"),
+        "exposed_basis": agg["exposed_basis"],
+        "verdict": verdict_text(metrics, has_comm=agg["has_comm"]),
+        "classification": classify(metrics),
+        "inconclusive": inconclusive,
+        "inconclusive_reasons": reasons,
+        "noisy": noisy,
+        "notes": notes + rank_notes,
+        **flags,
+        "collectives": ranks[0].get("collectives") or [],
+        "threads_per_rank": ranks[0].get("threads"),
+        "per_rank": agg["per_rank"],
+        "representative_iteration": agg["representative_iteration"],
+    }
+    if agg["timeline"] is not None:
+        extra["timeline"] = agg["timeline"]
+    return CaseResult(name, KIND, backend, world_size, "pass", duration, metrics=metrics,
+                      extra=extra)
