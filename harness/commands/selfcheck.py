@@ -2,8 +2,10 @@
 
 Runs the catalogue against the reference (everything must pass) and against every
 planted fault (each must be caught by at least one case: a failed check or an error),
-and prints which cases caught which fault. Exit 1 if any fault survives or the
-reference fails anything.
+and prints which cases caught which fault; then the overlap metric's controls (a
+fake-async update_center must hide nothing, the reference must hide most of its
+all-reduce). Exit 1 if any fault survives, the reference fails anything, or the
+overlap metric cannot tell the two controls apart.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ..case import load_cases
 from ..checks.runner import PoolExecutor, run_all
 from ..cli import default_cases, parse_world_sizes
 from ..faults import FAULTS, module_name
+from ..overlap.controls import controls as overlap_controls
 from ..results import CaseResult
 from ..targets import load_target
 from .run import plan_cases
@@ -61,6 +64,12 @@ def selfcheck_command(args: argparse.Namespace) -> int:
             verdict = f"caught by {len(caught)}/{len(results)}" if caught else "SURVIVED"
             rows.append((name, fault.description, verdict,
                          ", ".join(r.test_id for r in caught[:4]) + (" ..." if len(caught) > 4 else "")))
+        controls = overlap_controls(world_size=2)
+        summary["overlap_controls"] = {k: v for k, v in controls.items() if k != "results"}
+        verdict = ("skipped" if controls["skipped"] else
+                   "told apart" if controls["passed"] else "NOT TOLD APART")
+        rows.append(("overlap controls", "fake-async update_center vs the reference", verdict,
+                     controls["text"]))
     finally:
         executor.close()
 
@@ -68,7 +77,7 @@ def selfcheck_command(args: argparse.Namespace) -> int:
     for column in ("target", "bug", "verdict", "caught by (first cases)"):
         table.add_column(column, overflow="fold")
     for name, description, verdict, where in rows:
-        style = "red" if verdict in ("SURVIVED", "FALSE ALARM") else "green"
+        style = "red" if verdict in ("SURVIVED", "FALSE ALARM", "NOT TOLD APART") else "green"
         table.add_row(name, description, f"[{style}]{verdict}[/{style}]", where)
     console.print(table)
     survived = [n for n, f in summary["faults"].items() if not f["caught_by"]]
@@ -76,10 +85,12 @@ def selfcheck_command(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(summary, indent=2))
-    ok = not survived and not false_alarms
+    controls_ok = summary["overlap_controls"]["passed"] or summary["overlap_controls"]["skipped"]
+    ok = not survived and not false_alarms and controls_ok
     console.print(
         f"[bold {'green' if ok else 'red'}]selfcheck: {len(names) - len(survived)}/{len(names)} "
-        f"faults caught, {len(false_alarms)} false alarm(s) on the reference[/]"
+        f"faults caught, {len(false_alarms)} false alarm(s) on the reference, overlap metric "
+        f"{'tells fake from real async' if controls_ok else 'CANNOT tell fake from real async'}[/]"
     )
     return 0 if ok else 1
 

@@ -18,6 +18,8 @@ def test_selfcheck_catches_every_planted_fault(tmp_path):
     survived = [name for name, f in summary["faults"].items() if not f["caught_by"]]
     assert survived == []
     assert set(summary["faults"]) == set(FAULTS) and len(FAULTS) >= 12
+    controls = summary["overlap_controls"]
+    assert controls["passed"], controls["text"]
     assert proc.returncode == 0, proc.stdout[-2000:]
 
 
