@@ -312,7 +312,7 @@ def _metric_cell(metrics: Mapping[str, Any], name: str, layout: str) -> Text:
 
 
 def _overlap_title() -> Text:
-    return Text.assemble(("overlap", "bold"), "  median [p10–p90]; bar: ", ("hidden", "green"),
+    return Text.assemble(("overlap", "bold"), "  median [95 % CI, else p10–p90]; bar: ", ("hidden", "green"),
                          " / ", ("exposed", "red"), " share of the all-reduce")
 
 
@@ -338,7 +338,7 @@ def overlap_list(results: Sequence[Mapping[str, Any]]) -> Group:
 
 
 def overlap_table(results: Sequence[Mapping[str, Any]], width: int = 200) -> Table:
-    """Overlap metrics (median [p10–p90]) and a hidden-vs-exposed bar per result.
+    """Overlap metrics (median [95 % CI, else p10–p90]) and a hidden-vs-exposed bar per result.
     ``width`` picks the layout: intervals inline or on a second line."""
     layout = "inline" if width >= 170 else "stacked"
     t = Table(title=_overlap_title(), title_justify="left", box=box.SIMPLE_HEAD, show_edge=False)

@@ -205,7 +205,7 @@ def metric_interval(metrics: Mapping[str, Any] | None, name: str
 
 
 def format_metric(metrics: Mapping[str, Any] | None, name: str) -> str:
-    """"12.3 [11.9–13.0]" (median [p10–p90]); fractions as percentages."""
+    """"12.3 [11.9–13.0]" (median [95 % CI, else p10–p90]); fractions as percentages."""
     med, lo, hi = metric_interval(metrics, name)
     f = format_percent if name in ("hidden_fraction", "efficiency") else format_float
     if med is None:

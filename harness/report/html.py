@@ -269,7 +269,7 @@ def _overlap(results: Sequence[Mapping[str, Any]]) -> str:
               ("bwd ms", True), ("exposed ms", True), ("hidden", True), ("interference", True),
               ("efficiency", True), ("hidden/exposed", False)]
     return ('<section id="overlap"><h2>Overlap of the center all-reduce with backward</h2>'
-            '<p class="muted">median [p10–p90] over iterations; green: hidden, red: exposed</p>'
+            '<p class="muted">median [95 % CI, else p10–p90] over iterations; green: hidden, red: exposed</p>'
             + _table(header, rows, "overlap") + "</section>")
 
 

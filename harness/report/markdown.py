@@ -177,7 +177,7 @@ def _overlap(results: Sequence[Mapping[str, Any]]) -> list[str]:
                      md_escape(r.get("world_size")), format_float(r.get("prototypes"))]
                     + [format_metric(m, k) for k in OVERLAP_METRICS]
                     + [f"{bar} {format_percent(frac)}".strip()])
-    return ["", "### Overlap (median [p10–p90])", "",
+    return ["", "### Overlap (median [95 % CI, else p10–p90])", "",
             _table(["case", "backend", "ws", "K", "comm ms", "bwd ms", "exposed ms", "hidden",
                     "interference", "efficiency", "hidden vs exposed"], rows,
                    ["l", "l", "r", "r", "r", "r", "r", "r", "r", "r", "l"])]

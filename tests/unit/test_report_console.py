@@ -50,7 +50,7 @@ def test_errors_show_rank_type_signal_and_stack() -> None:
 def test_skip_reason_overlap_table_and_verdict() -> None:
     out = _render(sample_report())
     assert "NCCL cannot put two ranks on one GPU" in out
-    assert "median [p10–p90]" in out
+    assert "median [95 % CI, else p10–p90]" in out
     assert "97%" in out and "[93%–99%]" in out and "4194304" in out
     assert "█" in out
     last = out.rstrip().splitlines()[-1]

@@ -17,7 +17,7 @@ def test_sections_and_tables() -> None:
     md = to_markdown(sample_report())
     assert md.startswith("## 💥 dino-harness: ERROR")
     for heading in ("### centering", "### sinkhorn", "### overlap", "### Failures and errors",
-                    "### Overlap (median [p10–p90])"):
+                    "### Overlap (median [95 % CI, else p10–p90])"):
         assert heading in md
     assert "| sinkhorn-uneven | 2,4 | gloo | ❌ FAIL ws4 · ✅ PASS ws2 | 2.5e+03×tol |" in md
     assert "dist\\_vs\\_single" in md and "\\[17, 402\\]" in md and "0.0123" in md
