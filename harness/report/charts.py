@@ -106,8 +106,9 @@ def ratio_chart(results: Sequence[Mapping[str, Any]]) -> str | None:
 
 def hidden_fraction_chart(results: Sequence[Mapping[str, Any]]) -> str | None:
     """Hidden fraction of the center all-reduce against K, one line per (backend, world
-    size), p10–p90 (or CI) as error bars."""
-    series: dict[tuple[str, Any], list[tuple[float, float, float | None, float | None]]] = {}
+    size, head): a different head is a different backward, not another point of the same
+    curve. Error bars: the 95 % CI, else p10–p90."""
+    series: dict[tuple[str, Any, str], list[tuple[float, float, float | None, float | None]]] = {}
     for r in results:
         m = r.get("metrics")
         k = num(r.get("prototypes"))
@@ -116,19 +117,23 @@ def hidden_fraction_chart(results: Sequence[Mapping[str, Any]]) -> str | None:
         med, lo, hi = metric_interval(m, "hidden_fraction")
         if med is None or math.isnan(med):
             continue
-        series.setdefault((str(r.get("backend")), r.get("world_size")), []).append((k, med, lo, hi))
+        workload = r.get("workload")
+        head = str(workload.get("head", "")) if isinstance(workload, Mapping) else ""
+        series.setdefault((str(r.get("backend")), r.get("world_size"), head), []).append((k, med, lo, hi))
     if not series:
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 3.6))
-    for (backend, ws), pts in sorted(series.items(), key=lambda kv: (kv[0][0], num(kv[0][1]) or 0)):
+    several_heads = len({key[2] for key in series}) > 1
+    for (backend, ws, head), pts in sorted(series.items(),
+                                           key=lambda kv: (kv[0][0], num(kv[0][1]) or 0, kv[0][2])):
         pts.sort()
         xs = [p[0] for p in pts]
         ys = [100 * p[1] for p in pts]
         err = [[100 * (p[1] - p[2]) if p[2] is not None else 0 for p in pts],
                [100 * (p[3] - p[1]) if p[3] is not None else 0 for p in pts]]
         err = [[max(e, 0) for e in side] for side in err]
-        ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=_label(f"{backend} ws={ws}"))
+        ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=_label(f"{backend} ws={ws}" + (f" head {head}" if several_heads else "")))
     ax.set_xscale("log", base=2)
     ax.set_ylim(-5, 105)
     ax.set_xlabel("prototypes K (center size)")

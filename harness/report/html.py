@@ -285,7 +285,7 @@ def _charts(results: Sequence[Mapping[str, Any]]) -> str:
                     "fig-ratio"),
             _figure(charts.hidden_fraction_chart(overlap_results(results)),
                     "Share of the center all-reduce hidden behind backward, against K and world "
-                    "size (bars: p10–p90).", "fig-hidden")]
+                    "size (bars: 95 % CI, else p10–p90).", "fig-hidden")]
     for i, r in enumerate(results):
         if isinstance(r.get("timeline"), Mapping):
             figs.append(_figure(charts.timeline_chart(r),
