@@ -119,6 +119,7 @@ def hidden_fraction_chart(results: Sequence[Mapping[str, Any]]) -> str | None:
             continue
         workload = r.get("workload")
         head = str(workload.get("head", "")) if isinstance(workload, Mapping) else ""
+        head = head.rsplit("→", 1)[0]  # "384→2048→256→65536": the layers before K
         series.setdefault((str(r.get("backend")), r.get("world_size"), head), []).append((k, med, lo, hi))
     if not series:
         return None
