@@ -932,6 +932,13 @@ def load_cases(paths: Sequence[str | Path] | str | Path) -> list[Case]:
     Raises CaseError on the first problem, before anything runs. Names must be unique
     across every loaded file; a file reached twice is loaded once.
     """
+    return load_unique(paths, _load_file)
+
+
+def load_unique(paths: Sequence[str | Path] | str | Path,
+                load_file: Callable[[Path], list[Any]]) -> list[Any]:
+    """Every ``*.toml`` under ``paths`` through ``load_file``, names unique across files
+    (shared by the correctness and the overlap catalogues)."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
     files: list[Path] = []
@@ -951,10 +958,10 @@ def load_cases(paths: Sequence[str | Path] | str | Path) -> list[Case]:
             if resolved not in seen:
                 seen.add(resolved)
                 files.append(f)
-    cases: list[Case] = []
+    cases: list[Any] = []
     where: dict[str, str] = {}
     for f in files:
-        for case in _load_file(f):
+        for case in load_file(f):
             if case.name in where:
                 raise CaseError(
                     f"{f}: case {case.name!r}: key 'name': expected a name unique across "

@@ -51,7 +51,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from harness.case import CaseError
+from harness.case import CaseError, load_unique
 
 try:
     import tomllib
@@ -307,35 +307,7 @@ def _load_file(path: Path) -> list[OverlapCase]:
 def load_overlap_cases(paths: Sequence[str | Path] | str | Path) -> list[OverlapCase]:
     """Load and validate overlap case files (files, or directories: recursive ``*.toml``,
     sorted). Raises CaseError on the first problem; names must be unique."""
-    if isinstance(paths, (str, Path)):
-        paths = [paths]
-    files: list[Path] = []
-    seen: set[Path] = set()
-    for p in paths:
-        path = Path(p)
-        if path.is_dir():
-            found = sorted(path.rglob("*.toml"))
-            if not found:
-                raise CaseError(f"{path}: no *.toml case files in this directory", file=str(path))
-        elif path.is_file():
-            found = [path]
-        else:
-            raise CaseError(f"{path}: no such case file or directory", file=str(path))
-        for f in found:
-            if f.resolve() not in seen:
-                seen.add(f.resolve())
-                files.append(f)
-    cases: list[OverlapCase] = []
-    where: dict[str, str] = {}
-    for f in files:
-        for case in _load_file(f):
-            if case.name in where:
-                raise CaseError(f"{f}: case {case.name!r}: key 'name': expected a name unique "
-                                f"across the loaded files, got {case.name!r} (already defined "
-                                f"in {where[case.name]})", file=str(f), case=case.name, key="name")
-            where[case.name] = str(f)
-            cases.append(case)
-    return cases
+    return load_unique(paths, _load_file)
 
 
 def default_overlap_dir() -> Path:
