@@ -205,3 +205,18 @@ def test_run_under_torchrun_writes_rank0_report(tmp_path):
     report = json.loads(out.read_text())
     assert {(r["case"], r["world_size"], r["status"]) for r in report["results"]} == {
         ("sinkhorn-small-uneven", 2, "pass"), ("centering-small-uneven", 2, "pass")}
+
+
+def test_compare_gates_a_real_run_against_its_baseline(tmp_path):
+    cases = write_cases(tmp_path / "small.toml", SMALL)
+    base, new = tmp_path / "base.json", tmp_path / "new.json"
+    common = ["--cases", str(cases), "--world-sizes", "2", "--report-dir", str(tmp_path / "r")]
+    assert harness("run", *common, "--json", str(base)).returncode == 0
+    assert harness("run", "--impl", "harness.faults.center_mean_of_means", *common,
+                   "--json", str(new)).returncode == 1
+    gate = harness("compare", str(new), str(base))
+    assert gate.returncode == 1, gate.stdout + gate.stderr
+    assert "centering-small-uneven" in gate.stdout
+    fixed = harness("compare", str(base), str(new))
+    assert fixed.returncode == 0 and "centering-small-uneven" in fixed.stdout
+    assert harness("compare", str(base), str(tmp_path / "missing.json")).returncode == 2
