@@ -27,6 +27,8 @@ from ..results import CaseResult
 from ..targets import load_target
 from .run import plan_cases
 
+HANG_TIMEOUT_S = 10.0
+
 
 def selfcheck_command(args: argparse.Namespace) -> int:
     console = Console()
@@ -39,7 +41,9 @@ def selfcheck_command(args: argparse.Namespace) -> int:
 
         raise UsageError(f"--faults: unknown fault(s) {unknown}; known: {', '.join(FAULTS)}")
     plan = plan_cases(cases, args.backend, world_sizes, None)
-    executor = PoolExecutor()
+    # A planted hang must cost seconds, not the default 30 s process-group timeout; every
+    # legitimate collective of the catalogue completes in well under a second.
+    executor = PoolExecutor(pg_timeout_s=HANG_TIMEOUT_S)
     rows, summary = [], {"reference": {}, "faults": {}}
     try:
         start = time.perf_counter()

@@ -59,6 +59,10 @@ FAULTS: dict[str, Fault] = {
         "Sinkhorn runs n_iterations - 1 iterations.",
         ("sinkhorn", "comms"),
     ),
+    "sinkhorn_empty_rank_returns_early": Fault(
+        "Sinkhorn returns at once on a rank with no samples: the other ranks hang in its collectives.",
+        ("sinkhorn",),
+    ),
     "diagonal_not_excluded": Fault(
         "The CLS loss pairs each view with itself too (s == t not excluded).",
         ("cls", "dinov2"),
