@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     selfcheck.add_argument("--cases", nargs="+", metavar="PATH")
     dist_flags(selfcheck, "1,2,3,4")
     selfcheck.add_argument("--faults", default=None, help="comma-separated subset of faults")
+    selfcheck.add_argument("--no-overlap", action="store_true",
+                           help="skip the overlap controls (timing: meaningless on an "
+                                "oversubscribed machine)")
     selfcheck.add_argument("--json", default=None, metavar="PATH")
 
     bench = sub.add_parser("bench", help="benchmarks")

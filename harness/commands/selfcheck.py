@@ -68,8 +68,13 @@ def selfcheck_command(args: argparse.Namespace) -> int:
             verdict = f"caught by {len(caught)}/{len(results)}" if caught else "SURVIVED"
             rows.append((name, fault.description, verdict,
                          ", ".join(r.test_id for r in caught[:4]) + (" ..." if len(caught) > 4 else "")))
-        controls = overlap_controls(world_size=2)
-        summary["overlap_controls"] = {k: v for k, v in controls.items() if k != "results"}
+        if args.no_overlap:
+            summary["overlap_controls"] = {"skipped": True, "passed": False,
+                                           "text": "skipped (--no-overlap)"}
+        else:
+            controls = overlap_controls(world_size=2)
+            summary["overlap_controls"] = {k: v for k, v in controls.items() if k != "results"}
+        controls = summary["overlap_controls"]
         verdict = ("skipped" if controls["skipped"] else
                    "told apart" if controls["passed"] else "NOT TOLD APART")
         rows.append(("overlap controls", "fake-async update_center vs the reference", verdict,
