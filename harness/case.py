@@ -976,7 +976,9 @@ def load_unique(paths: Sequence[str | Path] | str | Path,
 _SYNTAX_RE = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 
-def _load_file(path: Path) -> list[Case]:
+def read_toml(path: Path) -> dict[str, Any]:
+    """A case file's table; unreadable or malformed files are a CaseError naming the file
+    (and line and column for a syntax error). Shared with the overlap catalogue."""
     source = str(path)
     try:
         text = path.read_bytes().decode("utf-8")
@@ -985,7 +987,7 @@ def _load_file(path: Path) -> list[Case]:
     except OSError as exc:
         raise CaseError(f"{source}: cannot read: {exc}", file=source) from exc
     try:
-        doc = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         msg = str(exc)
         m = _SYNTAX_RE.search(msg)
@@ -995,6 +997,11 @@ def _load_file(path: Path) -> list[Case]:
         else:
             detail, where = msg, "unknown position"
         raise CaseError(f"{source}: TOML syntax error at {where}: {detail}", file=source) from exc
+
+
+def _load_file(path: Path) -> list[Case]:
+    source = str(path)
+    doc = read_toml(path)
 
     for key in doc:
         if key not in ("defaults", "case"):

@@ -51,18 +51,12 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from harness.case import CaseError, load_unique
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
+from harness.case import CaseError, load_unique, read_toml
 
 DTYPES = ("float32", "bfloat16", "float16")
 BACKENDS = ("gloo", "nccl")
 MIN_ITERATIONS = 20
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-_SYNTAX_RE = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 
 @dataclass(frozen=True)
@@ -257,20 +251,7 @@ def _validate_table(table: Mapping[str, Any], source: str, label: str | None,
 
 def _load_file(path: Path) -> list[OverlapCase]:
     source = str(path)
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise CaseError(f"{source}: not UTF-8 text ({exc})", file=source) from exc
-    except OSError as exc:
-        raise CaseError(f"{source}: cannot read: {exc}", file=source) from exc
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        msg = str(exc)
-        m = _SYNTAX_RE.search(msg)
-        where = f"line {m.group(1)}, column {m.group(2)}" if m else "unknown position"
-        detail = _SYNTAX_RE.sub("", msg).strip()
-        raise CaseError(f"{source}: TOML syntax error at {where}: {detail}", file=source) from exc
+    doc = read_toml(path)
     for key in doc:
         if key not in ("defaults", "case"):
             raise CaseError(f"{source}: key {key!r}: unknown top-level key, expected only a "
