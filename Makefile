@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(XDIST) -q --world-sizes 1,2,3,4 tests
 
 test-dist: $(STAMP)
-	$(BIN)/python -m harness.commands.test_dist
+	$(BIN)/dino-harness test-dist
 
 run: $(STAMP)
 	$(BIN)/dino-harness run --backend gloo --world-sizes 1,2,3,4

@@ -117,6 +117,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import CaseError
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10: the API-identical backport, if installed
@@ -229,23 +231,6 @@ _TENSOR_IDS = {
     "student_patch": 4,
     "teacher_patch_logits": 5,
 }
-
-
-class CaseError(ValueError):
-    """A bad case file or case: the message names file, case, key, expected and found."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        file: str | None = None,
-        case: str | None = None,
-        key: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.file = file
-        self.case = case
-        self.key = key
 
 
 class _Bad(Exception):

@@ -1,36 +1,17 @@
 """`dino-harness` (also `python -m harness`): the command-line contract of DESIGN.md §3.
 
-Exit codes everywhere: 0 all passed · 1 a check failed (mismatch, detected fault,
-regression) · 2 bad input or usage · 3 a rank hung or crashed.
+Exit codes are decided in :mod:`harness.outcome`; every bad input is a
+:class:`harness.errors.BadInput` and exits 2 here, in one place.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_HANG = 0, 1, 2, 3
-
-
-class UsageError(Exception):
-    """Bad flag value or bad input file: exit code 2."""
-
-
-def parse_world_sizes(text: str, backend: str) -> list[int]:
-    from .runtime import auto_world_sizes
-
-    if text.strip() == "auto":
-        return auto_world_sizes(backend)
-    try:
-        sizes = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise UsageError(f"--world-sizes: expected a list like 1,2,4 or 'auto', got {text!r}") from None
-    if not sizes or any(size < 1 for size in sizes):
-        raise UsageError(f"--world-sizes: every size must be an int >= 1, got {text!r}")
-    return sizes
+from .errors import BadInput, UsageError
+from .outcome import ExitCode
 
 
 def _positive_float(text: str) -> float:
@@ -106,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     listing = sub.add_parser("list", help="list the cases")
     listing.add_argument("--cases", nargs="+", metavar="PATH")
+
+    test_dist = sub.add_parser("test-dist", help="what `make test-dist` runs: gloo suites, "
+                               "then NCCL tests, catalogue and overlap bench on visible GPUs")
+    test_dist.add_argument("--report-dir", default="reports/test-dist", metavar="DIR")
     return parser
 
 
@@ -115,54 +100,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
-    except UsageError as exc:
+        return ExitCode.INTERRUPTED
+    except BadInput as exc:
         print(f"dino-harness: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.BAD_INPUT
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from .case import CaseError
-    from .targets import TargetError
+    """Each command's module is imported only when that command runs (fast ``--help``)."""
+    if args.command == "run":
+        from .commands.run import run_command
 
-    try:
-        if args.command == "run":
-            from .commands.run import run_command
+        return run_command(args)
+    if args.command == "selfcheck":
+        from .commands.selfcheck import selfcheck_command
 
-            return run_command(args)
-        if args.command == "selfcheck":
-            from .commands.selfcheck import selfcheck_command
+        return selfcheck_command(args)
+    if args.command == "list":
+        from .commands.run import list_command
 
-            return selfcheck_command(args)
-        if args.command == "list":
-            from .commands.run import list_command
+        return list_command(args)
+    if args.command == "bench":
+        from .commands.bench import bench_command
 
-            return list_command(args)
-        if args.command == "bench":
-            from .commands.bench import bench_command
+        return bench_command(args)
+    if args.command == "report":
+        from .report import report_command
 
-            return bench_command(args)
-        if args.command == "report":
-            from .report import report_command
+        return report_command(args.path, args.format, args.output)
+    if args.command == "compare":
+        from .report import compare_command
 
-            return report_command(args.path, args.format, args.output)
-        if args.command == "compare":
-            from .report import compare_command
+        return compare_command(args.new, args.baseline)
+    if args.command == "test-dist":
+        from .commands.test_dist import main as test_dist
 
-            return compare_command(args.new, args.baseline)
-    except (CaseError, TargetError) as exc:
-        raise UsageError(str(exc)) from exc
+        return test_dist(["--report-dir", args.report_dir])
     raise UsageError(f"unknown command {args.command!r}")
-
-
-def default_cases(paths: Sequence[str] | None, subdir: str = "correctness") -> list[Path]:
-    if paths:
-        missing = [p for p in paths if not Path(p).exists()]
-        if missing:
-            raise UsageError(f"--cases: no such file or folder: {', '.join(missing)}")
-        return [Path(p) for p in paths]
-    root = Path(os.environ.get("DINO_HARNESS_CASES", Path(__file__).resolve().parent.parent / "cases"))
-    return [root / subdir]
 
 
 if __name__ == "__main__":

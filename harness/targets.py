@@ -18,13 +18,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from .errors import TargetError
+
 SEED_NAMES = ("cross_entropy_loss", "sinkhorn_knopp", "DINOv1Loss", "iBOTPatchLoss", "DINOv2Loss")
 APIS = ("seed", "dinov2", "dinov3")
 ALL_KINDS = frozenset({"centering", "sinkhorn", "cls", "ibot", "dinov2", "comms"})
-
-
-class TargetError(Exception):
-    """The target cannot be loaded or lacks the API asked for (exit code 2)."""
 
 
 @dataclass(frozen=True)

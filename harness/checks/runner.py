@@ -8,12 +8,12 @@ single-process run with the float64 oracle, (c) replicated state across ranks.
 from __future__ import annotations
 
 import time
-import traceback
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from ..case import Case
-from ..results import CaseResult, RankError
+from ..outcome import rank_failure_fields, verify_failure_fields
+from ..results import CaseResult
 from ..runtime import PoolCache, PoolSpec, RankFailure
 from ..targets import Target
 from . import comms
@@ -54,13 +54,13 @@ def run_case(case: Case, backend: str, world_size: int, executor: Executor, targ
              *, timeout_s: float | None = None) -> CaseResult:
     start = time.perf_counter()
 
-    def result(status: str, **fields: Any) -> CaseResult:
+    def result(**fields: Any) -> CaseResult:
         return CaseResult(case=case.name, kind=case.kind, backend=backend, world_size=world_size,
-                          status=status, duration_s=time.perf_counter() - start, **fields)
+                          duration_s=time.perf_counter() - start, **fields)
 
     reason = skip_reason(case, target) or executor.unavailable_reason(backend, world_size)
     if reason:
-        return result("skip", skip_reason=reason)
+        return result(status="skip", skip_reason=reason)
 
     deadline = timeout_s if timeout_s is not None else case.deadline_s
     dist_job = Job(case, world_size, target.spec, "dist")
@@ -69,22 +69,16 @@ def run_case(case: Case, backend: str, world_size: int, executor: Executor, targ
         single = executor.run(backend, 1, PROGRAM, Job(case, world_size, target.spec, "single"),
                               deadline)[0]
     except RankFailure as failure:
-        return result("error", error=failure.errors[0] if failure.errors else None,
-                      rank_errors=list(failure.errors),
-                      extra={"failure": failure_kind(failure),
-                             "outcomes": {str(r): o for r, o in failure.outcomes.items()}})
+        return result(**rank_failure_fields(failure))
     try:
         if case.expect_error:
             checks = _expected_error(case, ranks, single)
         else:
             checks = KINDS[case.kind].verify(dist_job, target, ranks, single)
     except Exception as exc:  # noqa: BLE001 - a target's odd output must not stop the run
-        error = RankError(rank=-1, type=type(exc).__name__,
-                          message=f"verifying the outputs failed: {exc}",
-                          traceback=traceback.format_exc())
-        return result("error", error=error, extra={"failure": "verify"})
-    status = "pass" if all(check.passed for check in checks) else "fail"
-    return result(status, checks=checks)
+        return result(**verify_failure_fields(exc, "verifying the outputs failed"))
+    return result(status="pass" if all(check.passed for check in checks) else "fail",
+                  checks=checks)
 
 
 def skip_reason(case: Case, target: Target) -> str | None:
@@ -96,15 +90,6 @@ def skip_reason(case: Case, target: Target) -> str | None:
     if case.kind == "comms" and (missing := comms.missing_api(case, target)):
         return f"target cannot make: {', '.join(missing)}"
     return None
-
-
-def failure_kind(failure: RankFailure) -> str:
-    """A collective that timed out is a hang that the process-group timeout caught first."""
-    if failure.kind == "error" and any(
-        "timed out" in e.message.lower() or "timeout" in e.type.lower() for e in failure.errors
-    ):
-        return "hang"
-    return failure.kind
 
 
 def _expected_error(case: Case, ranks: list[dict], single: dict) -> list[Any]:
@@ -139,12 +124,3 @@ def run_all(
         if on_result:
             on_result(outcome)
     return results
-
-
-def exit_code(results: list[CaseResult]) -> int:
-    """3 a rank hung or crashed · 1 a check failed or a target raised · 0 all passed."""
-    if any(r.status == "error" and r.extra.get("failure") in ("hang", "crash") for r in results):
-        return 3
-    if any(r.status in ("fail", "error") for r in results):
-        return 1
-    return 0

@@ -8,15 +8,14 @@ overlap: run the overlap catalogue (cases/overlap/, or --cases) against the targ
          per-rank ``timeline``) under reports/<run-id>/ and at --json.
 pool:    the warm-pool benchmark of harness.runtime.bench, as a table and --json.
 
-Exit codes: 0 ok · 1 the target raised · 2 bad input (unknown target, bad case file, bad
-flag) · 3 a rank hung or crashed.
+Exit codes: harness.outcome (0 ok · 1 the target raised · 2 bad input · 3 a rank hung or
+crashed).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,8 +26,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..cli import EXIT_FAIL, EXIT_HANG, EXIT_OK, UsageError, default_cases, parse_world_sizes
+from ..errors import UsageError
+from ..outcome import ExitCode, exit_code_of
 from ..results import CaseResult
+from .common import case_paths, require_runnable, world_sizes_arg
 
 QUICK_ITERATIONS = 20
 QUICK_WARMUP = 2
@@ -48,8 +49,8 @@ def overlap_plan(args: argparse.Namespace) -> list[tuple[Any, int]]:
     """(case, world size) pairs, world size outer (one warm pool at a time)."""
     from ..overlap.cases import load_overlap_cases, plan
 
-    cases = load_overlap_cases(default_cases(getattr(args, "cases", None), subdir="overlap"))
-    world_sizes = parse_world_sizes(args.world_sizes, args.backend)
+    cases = load_overlap_cases(case_paths(getattr(args, "cases", None), subdir="overlap"))
+    world_sizes = world_sizes_arg(args.world_sizes, args.backend)
     quick = bool(getattr(args, "quick", False))
     if quick and not any(c.quick for c in cases):
         cases = cases[:1]  # explicit files without a quick case: their first case
@@ -77,6 +78,7 @@ def overlap_command(args: argparse.Namespace) -> int:
 
     target = load_target(args.impl, args.api)  # TargetError -> exit 2, before any pool starts
     pairs = overlap_plan(args)
+    require_runnable(args.backend, sorted({ws for _, ws in pairs}))
     quick = bool(getattr(args, "quick", False))
     ddp = bool(getattr(args, "ddp", False))
     variants = [False, True] if ddp else [False]
@@ -114,15 +116,7 @@ def overlap_command(args: argparse.Namespace) -> int:
     render_overlap(report, console)
     console.print(f"report: {report_path}" + (f"   json: {args.json}" if args.json else "")
                   + f"   ({time.perf_counter() - t0:.1f} s)")
-    return overlap_exit_code(results)
-
-
-def overlap_exit_code(results: Sequence[CaseResult]) -> int:
-    if any(r.status == "error" and r.extra.get("failure") in ("hang", "crash") for r in results):
-        return EXIT_HANG
-    if any(r.status in ("error", "fail") for r in results):
-        return EXIT_FAIL
-    return EXIT_OK
+    return exit_code_of(results)
 
 
 def render_overlap(report: Mapping[str, Any], console: Console) -> None:
@@ -255,14 +249,14 @@ def pool_command(args: argparse.Namespace) -> int:
         raise UsageError(f"the pool benchmark is not available: {exc}") from exc
     if args.repeats < 1:
         raise UsageError(f"--repeats: expected an int >= 1, got {args.repeats}")
-    sizes = parse_world_sizes(args.world_sizes, "gloo")
+    sizes = world_sizes_arg(args.world_sizes, "gloo")
     result = bench_pool(world_sizes=sizes, repeats=args.repeats)
     console = Console()
     console.print(pool_table(result))
     if args.json:
         write_json(Path(args.json), result)
         console.print(f"json: {args.json}")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def pool_table(result: Mapping[str, Any]) -> Table:
@@ -296,9 +290,3 @@ def pool_table(result: Mapping[str, Any]) -> Table:
     t.caption = (f"targets: warm case ≤ {targets.get('warm_case_ms_median_max', '?')} ms, "
                  f"ratio ≥ {targets.get('spawn_over_warm_ratio_min', '?')}× at 2 ranks")
     return t
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from ..cli import main
-
-    sys.exit(main(["bench", *sys.argv[1:]]))

@@ -10,10 +10,12 @@ from rich.console import Console
 from rich.table import Table
 
 from ..case import Case, expand, load_cases
-from ..checks.runner import PoolExecutor, exit_code, run_all
-from ..cli import UsageError, default_cases, parse_world_sizes
+from ..checks.runner import PoolExecutor, run_all
+from ..errors import UsageError
+from ..outcome import exit_code_of
 from ..results import CaseResult
 from ..targets import Target, load_target
+from .common import case_paths, require_runnable, world_sizes_arg
 
 
 def plan_cases(cases: list[Case], backend: str, world_sizes: list[int],
@@ -33,13 +35,14 @@ def run_command(args: argparse.Namespace) -> int:
     from ..runtime import launched_by_torchrun
 
     target = load_target(args.impl, args.api)
-    cases = load_cases(default_cases(args.cases))
+    cases = load_cases(case_paths(args.cases))
     if launched_by_torchrun():
         from .torchrun import run_under_torchrun
 
         return run_under_torchrun(args, target, cases)
-    world_sizes = parse_world_sizes(args.world_sizes, args.backend)
+    world_sizes = world_sizes_arg(args.world_sizes, args.backend)
     plan = plan_cases(cases, args.backend, world_sizes, args.filter)
+    require_runnable(args.backend, sorted({ws for _, _, ws in plan}))
     from ..runtime import pg_timeout_for
 
     executor = PoolExecutor(pg_timeout_s=pg_timeout_for(args.timeout))
@@ -84,11 +87,11 @@ def execute(plan: list[tuple[Case, str, int]], executor, target: Target,
     console = Console(stderr=False)
     render_report(report, console)
     console.print(f"report: {report_path}")
-    return exit_code(results)
+    return exit_code_of(results)
 
 
 def list_command(args: argparse.Namespace) -> int:
-    cases = load_cases(default_cases(args.cases))
+    cases = load_cases(case_paths(args.cases))
     table = Table(title=f"{len(cases)} cases")
     table.add_column("case", no_wrap=True)
     for column in ("kind", "world sizes", "backends"):

@@ -20,11 +20,12 @@ from rich.table import Table
 
 from ..case import load_cases
 from ..checks.runner import PoolExecutor, run_all
-from ..cli import default_cases, parse_world_sizes
+from ..errors import UsageError
 from ..faults import FAULTS, module_name
 from ..overlap.controls import controls as overlap_controls
 from ..results import CaseResult
 from ..targets import load_target
+from .common import case_paths, require_runnable, world_sizes_arg
 from .run import plan_cases
 
 HANG_TIMEOUT_S = 10.0
@@ -32,15 +33,14 @@ HANG_TIMEOUT_S = 10.0
 
 def selfcheck_command(args: argparse.Namespace) -> int:
     console = Console()
-    cases = load_cases(default_cases(args.cases))
-    world_sizes = parse_world_sizes(args.world_sizes, args.backend)
+    cases = load_cases(case_paths(args.cases))
+    world_sizes = world_sizes_arg(args.world_sizes, args.backend)
     names = list(FAULTS) if not args.faults else [n.strip() for n in args.faults.split(",")]
     unknown = [n for n in names if n not in FAULTS]
     if unknown:
-        from ..cli import UsageError
-
         raise UsageError(f"--faults: unknown fault(s) {unknown}; known: {', '.join(FAULTS)}")
     plan = plan_cases(cases, args.backend, world_sizes, None)
+    require_runnable(args.backend, sorted({ws for _, _, ws in plan}))
     # A planted hang must cost seconds, not the default 30 s process-group timeout; every
     # legitimate collective of the catalogue completes in well under a second.
     executor = PoolExecutor(pg_timeout_s=HANG_TIMEOUT_S)

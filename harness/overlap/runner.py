@@ -8,7 +8,8 @@ import os
 import time
 from typing import Any
 
-from ..results import CaseResult, RankError
+from ..outcome import rank_failure_fields, verify_failure_fields
+from ..results import CaseResult
 from .cases import OverlapCase
 from .clock_cuda import TIMING_ENV
 from .metrics import aggregate, assess, classify, verdict_text
@@ -33,9 +34,9 @@ def run_case(pools: Any, case: OverlapCase, backend: str, world_size: int, *,
              iterations: int | None = None, warmup: int | None = None) -> CaseResult:
     """Run the protocol on ``world_size`` ranks of ``pools`` (a PoolCache).
 
-    Returns a "skip" result when the spec cannot run here (NCCL without enough GPUs), an
-    "error" result when a rank raised, crashed or hung (``extra["failure"]`` is the
-    RankFailure kind), else a "pass" result carrying the metrics."""
+    Returns a "skip" result when the spec cannot run here (NCCL without enough GPUs), a
+    failed one when a rank raised, crashed or hung (:func:`harness.outcome.rank_failure_fields`),
+    else a "pass" result carrying the metrics."""
     from ..runtime import PoolSpec, PoolUnavailable, RankFailure
 
     if iterations is not None or warmup is not None:
@@ -61,22 +62,16 @@ def run_case(pools: Any, case: OverlapCase, backend: str, world_size: int, *,
         return CaseResult(name, KIND, backend, world_size, "skip", time.perf_counter() - t0,
                           skip_reason=str(exc), extra=base_extra)
     except RankFailure as failure:
-        return CaseResult(name, KIND, backend, world_size, "error", time.perf_counter() - t0,
-                          error=failure.errors[0] if failure.errors else None,
-                          rank_errors=list(failure.errors),
-                          extra={**base_extra, "failure": failure.kind,
-                                 "outcomes": {str(r): o for r, o in failure.outcomes.items()}})
+        fields = rank_failure_fields(failure)
+        return CaseResult(name, KIND, backend, world_size, duration_s=time.perf_counter() - t0,
+                          **{**fields, "extra": {**base_extra, **fields["extra"]}})
     duration = time.perf_counter() - t0
     try:
         return build_result(name, backend, world_size, case, ranks, duration, base_extra)
     except Exception as exc:  # noqa: BLE001 - odd rank output must not stop the bench
-        import traceback
-
-        return CaseResult(name, KIND, backend, world_size, "error", duration,
-                          error=RankError(rank=-1, type=type(exc).__name__,
-                                          message=f"building the overlap metrics failed: {exc}",
-                                          traceback=traceback.format_exc()),
-                          extra={**base_extra, "failure": "verify"})
+        fields = verify_failure_fields(exc, "building the overlap metrics failed")
+        return CaseResult(name, KIND, backend, world_size, duration_s=duration,
+                          **{**fields, "extra": {**base_extra, **fields["extra"]}})
 
 
 def workload_info(case: OverlapCase) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from .commands import compare_command, report_command
 from .compare import Comparison, compare_reports, comparison_table, render_comparison
 from .console import render_report, report_renderable
 from .environment import collect_environment, describe_target
-from .fmt import format_ratio, report_exit_code, result_line, worst_ratio
+from .fmt import format_ratio, result_line, worst_ratio
 from .html import to_html
 from .live import LiveView
 from .load import ReportError, ReportWarning, load_report
@@ -47,7 +47,6 @@ __all__ = [
     "render_comparison",
     "render_report",
     "report_command",
-    "report_exit_code",
     "report_renderable",
     "result_line",
     "to_html",

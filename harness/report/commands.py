@@ -15,9 +15,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
+from ..outcome import exit_code_of
 from .compare import compare_reports, render_comparison
 from .console import render_report
-from .fmt import report_exit_code
 from .html import to_html
 from .load import ReportError, load_report
 from .markdown import to_markdown
@@ -77,7 +77,7 @@ def report_command(path: str | os.PathLike[str], fmt: str = "console",
     except OSError as e:
         _stderr(f"cannot write {output}: {e.strerror or e}")
         return 2
-    return report_exit_code(report)
+    return exit_code_of(r for r in report.get("results") or [] if isinstance(r, dict))
 
 
 def compare_command(new_path: str | os.PathLike[str], baseline_path: str | os.PathLike[str], *,

@@ -36,6 +36,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from ..outcome import ExitCode
 from .fmt import (
     STATUS_LABEL,
     STATUS_STYLE,
@@ -124,7 +125,7 @@ class Comparison:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.new_failures or self.regressions else 0
+        return ExitCode.FAILED if self.new_failures or self.regressions else ExitCode.OK
 
     @property
     def ok(self) -> bool:

@@ -22,6 +22,7 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
+from ..outcome import FAILURE_TEXT
 from .fmt import (
     OVERLAP_METRICS,
     STATUS_LABEL,
@@ -228,6 +229,8 @@ def failure_panel(result: Mapping[str, Any]) -> Panel:
         for c in bad:
             if c.get("detail"):
                 parts.append(Text.assemble((f"{c.get('name')}: ", "bold"), str(c["detail"])))
+    elif result.get("failure") in FAILURE_TEXT:
+        parts.append(Text(FAILURE_TEXT[result["failure"]], style="bold red"))
     else:
         parts.append(Text("status is FAIL but no failing check was recorded", style="yellow"))
     if n_ok:

@@ -223,16 +223,6 @@ def summary_of(results: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     return counts
 
 
-def report_exit_code(report: Mapping[str, Any]) -> int:
-    """DESIGN §3: 0 all passed (skips allowed) · 1 a check failed · 3 a rank hung/crashed."""
-    s = report.get("summary") or summary_of(report.get("results") or [])
-    if s.get("errors"):
-        return 3
-    if s.get("failed"):
-        return 1
-    return 0
-
-
 def verdict_text(report: Mapping[str, Any]) -> tuple[str, str]:
     """(one-line verdict, status key for colouring) for a whole report."""
     s = report.get("summary") or summary_of(report.get("results") or [])

@@ -10,7 +10,8 @@ import pytest
 from rich.console import Console
 
 from harness.cli import main
-from harness.commands.bench import ddp_comparison, overlap_exit_code, pool_table
+from harness.commands.bench import ddp_comparison, pool_table
+from harness.outcome import exit_code_of
 from harness.results import CaseResult
 
 
@@ -38,10 +39,10 @@ def test_exit_codes_of_results() -> None:
     ok = CaseResult("a", "overlap", "gloo", 2, "pass", 1.0)
     skip = CaseResult("a", "overlap", "nccl", 2, "skip", 0.0, skip_reason="no GPU")
     hang = CaseResult("a", "overlap", "gloo", 2, "error", 1.0, extra={"failure": "hang"})
-    raised = CaseResult("a", "overlap", "gloo", 2, "error", 1.0, extra={"failure": "error"})
-    assert overlap_exit_code([ok, skip]) == 0
-    assert overlap_exit_code([ok, raised]) == 1
-    assert overlap_exit_code([raised, hang]) == 3
+    raised = CaseResult("a", "overlap", "gloo", 2, "fail", 1.0, extra={"failure": "raised"})
+    assert exit_code_of([ok, skip]) == 0
+    assert exit_code_of([ok, raised]) == 1
+    assert exit_code_of([raised, hang]) == 3
 
 
 def test_ddp_comparison_pairs_plain_and_ddp_results() -> None:

@@ -1,0 +1,47 @@
+"""What several commands parse the same way: world sizes, case paths, the plan."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import BackendUnavailable, UsageError
+
+CATALOGUE_ENV = "DINO_HARNESS_CASES"
+
+
+def world_sizes_arg(text: str, backend: str) -> list[int]:
+    """``--world-sizes`` ("1,2,4" or "auto") as a usage error when malformed."""
+    from ..runtime.spec import parse_world_sizes
+
+    try:
+        return parse_world_sizes(text, backend)
+    except ValueError as exc:
+        raise UsageError(f"--world-sizes: {exc}") from None
+
+
+def case_paths(paths: Sequence[str] | None, subdir: str = "correctness") -> list[Path]:
+    """``--cases`` if given (every path must exist), else the catalogue's ``subdir``."""
+    if paths:
+        missing = [p for p in paths if not Path(p).exists()]
+        if missing:
+            raise UsageError(f"--cases: no such file or folder: {', '.join(missing)}")
+        return [Path(p) for p in paths]
+    root = Path(os.environ.get(CATALOGUE_ENV, Path(__file__).resolve().parents[2] / "cases"))
+    return [root / subdir]
+
+
+def require_runnable(backend: str, world_sizes: Sequence[int]) -> None:
+    """Exit 2 before any case runs when ``backend`` can run none of ``world_sizes`` here:
+    a run that could only skip is not a green one. Some sizes unavailable (4 NCCL ranks on
+    2 GPUs) is fine: those cases skip with the reason."""
+    from ..runtime.spec import PoolSpec
+
+    reasons = {ws: PoolSpec(backend, ws).unavailable_reason() for ws in world_sizes}
+    if world_sizes and all(reasons.values()):
+        distinct = sorted(set(reasons.values()), key=list(reasons.values()).index)
+        raise BackendUnavailable(
+            f"--backend {backend}: nothing can run here at world sizes "
+            f"{','.join(map(str, world_sizes))}: {'; '.join(distinct)}"
+        )
