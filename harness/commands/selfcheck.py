@@ -1,7 +1,8 @@
 """`dino-harness selfcheck`: the proof that the checks can fail.
 
 Runs the catalogue against the reference (everything must pass) and against every
-planted fault (each must be caught by at least one case: a failed check or an error),
+planted fault (each must be caught by at least one case: a failing check, or the hang or
+crash the fault is designed to cause -- an unrelated error does not count),
 and prints which cases caught which fault; then the overlap metric's controls (a
 fake-async update_center must hide nothing, the reference must hide most of its
 all-reduce). Exit 1 if any fault survives, the reference fails anything, or the
@@ -21,7 +22,7 @@ from rich.table import Table
 from ..case import load_cases
 from ..checks.runner import PoolExecutor, run_all
 from ..errors import UsageError
-from ..faults import FAULTS, module_name
+from ..faults import FAULTS, catches, module_name
 from ..overlap.controls import controls as overlap_controls
 from ..results import CaseResult
 from ..targets import load_target
@@ -58,10 +59,14 @@ def selfcheck_command(args: argparse.Namespace) -> int:
             fault_plan = [p for p in plan if p[0].kind in fault.kinds]
             start = time.perf_counter()
             results = run_all(fault_plan, executor, load_target(module_name(name)))
-            caught = [r for r in results if r.status in ("fail", "error")]
+            caught = [r for r in results
+                      if catches(fault, r.status, r.extra.get("failure"),
+                                 sum(not c.passed for c in r.checks))]
+            wrong = [r for r in results if r.status in ("fail", "error") and r not in caught]
             summary["faults"][name] = {
                 "description": fault.description,
                 "caught_by": [_why(r) for r in caught],
+                "failed_otherwise": [_why(r) for r in wrong],
                 "cases_run": len(results),
                 "seconds": round(time.perf_counter() - start, 2),
             }

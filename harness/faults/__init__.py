@@ -12,6 +12,9 @@ from typing import NamedTuple
 class Fault(NamedTuple):
     description: str
     kinds: tuple[str, ...]  # the case kinds that exercise the faulty code (selfcheck runs these)
+    # How the fault shows: "check" a failing check; "hang" / "crash" the rank failure it is
+    # designed to cause. Any other outcome (the fault raising, say) does not count as caught.
+    caught_by: str = "check"
 
 
 FAULTS: dict[str, Fault] = {
@@ -62,6 +65,7 @@ FAULTS: dict[str, Fault] = {
     "sinkhorn_empty_rank_returns_early": Fault(
         "Sinkhorn returns at once on a rank with no samples: the other ranks hang in its collectives.",
         ("sinkhorn",),
+        caught_by="hang",
     ),
     "diagonal_not_excluded": Fault(
         "The CLS loss pairs each view with itself too (s == t not excluded).",
@@ -80,3 +84,11 @@ FAULTS: dict[str, Fault] = {
 
 def module_name(fault: str) -> str:
     return f"{__name__}.{fault}"
+
+
+def catches(fault: Fault, status: str, failure: str | None, failing_checks: int) -> bool:
+    """Whether one result catches ``fault``: by a failing check, or by exactly the hang or
+    crash it was planted to cause -- never by an unrelated error."""
+    if fault.caught_by == "check":
+        return status == "fail" and failing_checks > 0
+    return status == "error" and failure == fault.caught_by

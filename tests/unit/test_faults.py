@@ -1,0 +1,19 @@
+"""A planted fault is caught only by a failing check, or by the hang or crash it causes."""
+
+from harness.faults import FAULTS, catches
+
+
+def test_a_check_fault_needs_a_failing_check():
+    fault = FAULTS["center_mean_of_means"]
+    assert catches(fault, "fail", None, failing_checks=1)
+    assert not catches(fault, "fail", "raised", failing_checks=0)  # the fault raised
+    assert not catches(fault, "error", "crash", failing_checks=0)  # unrelated crash
+    assert not catches(fault, "pass", None, failing_checks=0)
+
+
+def test_a_hang_fault_needs_its_hang():
+    fault = FAULTS["sinkhorn_empty_rank_returns_early"]
+    assert catches(fault, "error", "hang", failing_checks=0)
+    assert not catches(fault, "error", "crash", failing_checks=0)
+    assert not catches(fault, "fail", "raised", failing_checks=0)
+    assert not catches(fault, "fail", None, failing_checks=2)
