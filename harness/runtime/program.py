@@ -34,6 +34,36 @@ def resolve_program(program: str) -> Callable[..., Any]:
     return obj
 
 
+def call_program(ctx: Any, program: str, payload: Any, *, pickled: bool = False
+                 ) -> tuple[str, Any]:
+    """Run ``program(ctx, payload)`` on this rank; never raises.
+
+    Returns ("ok", the result moved to the CPU) or ("error", a RankError). Pool workers and
+    torchrun ranks both call this, so a program sees the same world either way: the
+    caller's default dtype and grad mode are restored afterwards (one program cannot change
+    the next one's numerics on a warm rank), and CUDA work is synchronised inside the run so
+    that asynchronous errors are reported against the program that caused them.
+    ``pickled``: ``payload`` is the pickled bytes (a bad payload is then this run's error).
+    """
+    import pickle
+
+    import torch
+
+    dtype = torch.get_default_dtype()
+    grad = torch.is_grad_enabled()
+    try:
+        fn = resolve_program(program)
+        result = fn(ctx, pickle.loads(payload) if pickled else payload)
+        if ctx.device.type == "cuda":
+            torch.cuda.synchronize(ctx.device)
+        return "ok", to_cpu(result)
+    except BaseException as exc:  # SystemExit / KeyboardInterrupt in a program are errors too
+        return "error", error_from_exception(ctx.rank, exc)
+    finally:
+        torch.set_default_dtype(dtype)
+        torch.set_grad_enabled(grad)
+
+
 def to_cpu(obj: Any) -> Any:
     """Move every tensor in a (nested list / tuple / dict) result to the CPU, detached.
 
