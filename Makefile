@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 test: $(STAMP)
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest $(XDIST) -q --world-sizes 1,2,3,4 tests
 
 test-dist: $(STAMP)

@@ -24,7 +24,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from .targets import Semantics, TargetError
+from .errors import TargetError
+from .semantics import Semantics
 
 STYLE_KINDS = frozenset({"centering", "sinkhorn", "cls", "comms"})
 

@@ -8,9 +8,9 @@ from typing import Any
 import torch
 
 from ..runtime import RankContext
+from ..runtime.collectives import CollectiveRecorder
 from ..targets import Target
 from .collect import Checks
-from .comms_recorder import CollectiveRecorder
 from .job import Job, to_torch
 from .sinkhorn import num_samples_arg
 

@@ -1,6 +1,6 @@
 """The overlap metric's controls: can it tell a real async center update from a fake one?
 
-* negative control -- ``harness.overlap.fake_async``: ``update_center`` all-reduces
+* negative control -- ``harness.faults.fake_async``: ``update_center`` all-reduces
   synchronously and queues a completed handle. It never waits after backward, yet hides
   nothing: hidden_fraction must be ~0.
 * positive control -- the reference ``harness.losses``: its all-reduce runs on gloo's
@@ -27,7 +27,7 @@ from .runner import PG_TIMEOUT_S, run_case
 if TYPE_CHECKING:
     from ..runtime.executor import Executor
 
-FAKE_TARGET = "harness.overlap.fake_async"
+FAKE_TARGET = "harness.faults.fake_async"
 REFERENCE_TARGET = "harness.losses"
 FAKE_MAX = 0.3
 REFERENCE_MIN = 0.5
