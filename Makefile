@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m pytest $(XDIST) -q --world-sizes 1,2,3,4 tests
+	$(BIN)/python -m pytest $(XDIST) -q --dino-world-sizes 1,2,3,4 tests
 
 test-dist: $(STAMP)
 	$(BIN)/dino-harness test-dist

@@ -24,7 +24,7 @@ from typing import Any
 
 from harness.results import RankError
 from harness.runtime.failure import OK, RAISED, RankFailure
-from harness.runtime.program import call_program
+from harness.runtime.program import Program, call_program, program_ref
 from harness.runtime.spec import BACKENDS, RankContext
 
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
@@ -89,10 +89,11 @@ class InlineExecutor:
         self.start_s = time.monotonic() - t0
         return self.start_s
 
-    def run(self, program: str, payload: Any = None, *, deadline_s: float) -> list[Any] | None:
+    def run(self, program: Program, payload: Any = None, *, deadline_s: float) -> list[Any] | None:
         """Run program(ctx, payload) on every rank; rank 0 gets the results in rank order."""
         import torch.distributed as dist
 
+        program = program_ref(program)
         if self._state == "new":
             self.start()
         if not self.alive or self._ctx is None:

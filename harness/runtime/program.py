@@ -9,11 +9,47 @@ a process boundary anyway).
 from __future__ import annotations
 
 import importlib
+import sys
 import traceback
 from collections.abc import Callable
 from typing import Any
 
 from harness.results import RankError
+
+Program = str | Callable[..., Any]
+"""A "package.module:function" string, or a top-level function (named by its module and
+qualified name, which is what crosses the process boundary)."""
+
+
+def program_ref(program: Program) -> str:
+    """The "module:qualname" a rank imports ``program`` by; raises (in the parent, before
+    any rank runs) for what a rank cannot import: a lambda, a closure, a local function,
+    anything in ``__main__``."""
+    if isinstance(program, str):
+        return program
+    module = getattr(program, "__module__", None)
+    qualname = getattr(program, "__qualname__", None)
+    if not callable(program) or not module or not qualname:
+        raise TypeError(f"a program is a top-level function or a 'module:function' string, "
+                        f"got {program!r}")
+    where = f"{module}.{qualname}"
+    if "<lambda>" in qualname or "<locals>" in qualname:
+        what = "a lambda" if "<lambda>" in qualname else "a local function or closure"
+        raise ValueError(
+            f"{where} is {what}: the ranks are other processes and import a program by its "
+            "module and name, so it must be defined at the top level of an importable module "
+            "(its inputs go in the payload argument, not in captured variables)"
+        )
+    if module == "__main__":
+        raise ValueError(f"{where} lives in __main__, which a rank cannot import; move it "
+                         "into an importable module")
+    obj: Any = sys.modules.get(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+    if obj is not program:
+        raise ValueError(f"{where} is not reachable under that name (decorated, renamed or "
+                         "replaced?); pass it as a 'module:function' string instead")
+    return f"{module}:{qualname}"
 
 
 def resolve_program(program: str) -> Callable[..., Any]:
