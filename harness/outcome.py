@@ -75,11 +75,16 @@ def exit_code_of(results: Iterable[object]) -> ExitCode:
 def rank_failure_fields(failure: RankFailure) -> dict[str, Any]:
     """The ``CaseResult`` fields of a run that failed on a rank (raised, hung or crashed)."""
     kind = classify(failure)
+    extra: dict[str, Any] = {"failure": kind,
+                             "outcomes": {str(r): o for r, o in failure.outcomes.items()}}
+    if failure.diagnosis:
+        extra["diagnosis"] = failure.diagnosis
+    if failure.collectives:
+        extra["collectives"] = {str(r): log for r, log in failure.collectives.items()}
     return {"status": status_for(kind),
             "error": failure.errors[0] if failure.errors else None,
             "rank_errors": list(failure.errors),
-            "extra": {"failure": kind,
-                      "outcomes": {str(r): o for r, o in failure.outcomes.items()}}}
+            "extra": extra}
 
 
 def verify_failure_fields(exc: BaseException, what: str) -> dict[str, Any]:

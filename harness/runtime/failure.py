@@ -48,6 +48,8 @@ class RankFailure(Exception):
         label: str = "",
         stacks: dict[int, str] | None = None,
         elapsed_s: float | None = None,
+        diagnosis: str = "",
+        collectives: dict[int, list[dict[str, Any]]] | None = None,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown failure kind {kind!r}")
@@ -58,13 +60,16 @@ class RankFailure(Exception):
         self.label = label
         self.stacks = dict(stacks or {})
         self.elapsed_s = elapsed_s
+        self.diagnosis = diagnosis  # what broke, named (a desync: the culprit and collective)
+        self.collectives = dict(collectives or {})  # each rank's collective log, JSON-able
         super().__init__(self.summary())
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Exceptions pickle their args by default; ours has keyword state too.
         return (
             _rebuild_rank_failure,
-            (self.kind, self.errors, self.outcomes, self.program, self.label, self.stacks, self.elapsed_s),
+            (self.kind, self.errors, self.outcomes, self.program, self.label, self.stacks,
+             self.elapsed_s, self.diagnosis, self.collectives),
         )
 
     @property
@@ -101,6 +106,8 @@ class RankFailure(Exception):
             "outcomes": {str(r): o for r, o in self.outcomes.items()},
             "errors": [e.to_json() for e in self.errors],
             "elapsed_s": self.elapsed_s,
+            "diagnosis": self.diagnosis,
+            "collectives": {str(r): log for r, log in self.collectives.items()},
         }
 
 
@@ -112,8 +119,11 @@ def _rebuild_rank_failure(
     label: str,
     stacks: dict[int, str],
     elapsed_s: float | None,
+    diagnosis: str = "",
+    collectives: dict[int, list[dict[str, Any]]] | None = None,
 ) -> RankFailure:
-    return RankFailure(kind, errors, outcomes, program=program, label=label, stacks=stacks, elapsed_s=elapsed_s)
+    return RankFailure(kind, errors, outcomes, program=program, label=label, stacks=stacks,
+                       elapsed_s=elapsed_s, diagnosis=diagnosis, collectives=collectives)
 
 
 def failure_kind(outcomes: dict[int, str]) -> str:

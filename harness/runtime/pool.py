@@ -41,10 +41,12 @@ from typing import Any
 
 from harness.results import RankError
 from harness.runtime import lifecycle
+from harness.runtime.collective_log import Desync, RankLog, find_desync
 from harness.runtime.failure import (
     CRASHED,
     HUNG,
     KILLED,
+    KIND_HANG,
     OK,
     RAISED,
     RankFailure,
@@ -65,6 +67,8 @@ STORE_HOST = "127.0.0.1"
 FLIGHT_RECORDER_ENTRIES = 2000
 LIFELINE_DUMP_FLIGHT_RECORDER = b"F"  # the byte worker.py's lifeline thread answers
 _SEVERITY = {CRASHED: 0, RAISED: 1, HUNG: 2}
+DESYNC_POLL_S = 0.25
+LOG_TAIL = 16  # the last collectives of each rank kept with a failure
 
 
 class PoolUnavailable(RuntimeError):
@@ -327,6 +331,8 @@ class RankPool:
         outcomes: dict[int, str] = {}
         errors: dict[int, RankError] = {}
         first_failure: float | None = None
+        logs = {w.rank: RankLog() for w in workers}
+        desync: Desync | None = None
 
         def receive(w: _Worker) -> None:
             nonlocal first_failure
@@ -336,13 +342,17 @@ class RankPool:
                 record_exit(w)  # the connection closed: the worker is dying
                 return
             tag, rid, body = message
-            if tag == expect and rid == run_id:
+            if tag == "collective" and rid == run_id:
+                logs[w.rank].record(body)
+            elif tag == expect and rid == run_id:
                 results[w.rank] = body
                 outcomes[w.rank] = OK
+                logs[w.rank].finished = True
                 pending.discard(w.rank)
             elif tag == "error" and rid == run_id:
                 errors[w.rank] = body
                 outcomes[w.rank] = RAISED
+                logs[w.rank].finished = True
                 pending.discard(w.rank)
                 first_failure = first_failure or time.monotonic()
             # Anything else is a stale answer to an earlier run: ignore it.
@@ -364,10 +374,15 @@ class RankPool:
             limit = deadline if first_failure is None else min(deadline, first_failure + self.failure_grace_s)
             if now >= limit:
                 break
+            if len(workers) > 1 and first_failure is None:
+                desync = find_desync(logs, now)
+                if desync is not None:
+                    break
             by_conn = {w.conn: w for w in workers if w.rank in pending}
             by_fd = {w.status_fd: w for w in workers if w.rank in pending and not w.exited}
             try:
-                ready = wait_ready([*by_conn, *by_fd], timeout=limit - now)
+                # Woken at least every DESYNC_POLL_S: a mismatch without evidence settles.
+                ready = wait_ready([*by_conn, *by_fd], timeout=min(limit - now, DESYNC_POLL_S))
             except (OSError, ValueError):
                 if self._state not in ("starting", "ready"):  # a signal handler closed our fds
                     raise PoolKilled(f"{self!r} was killed while waiting for {program}") from None
@@ -384,7 +399,10 @@ class RankPool:
                     record_exit(w)
 
         if not pending and not errors:
-            return [results[r] for r in range(len(workers))]
+            if len(workers) > 1 and (desync := find_desync(logs, float("inf"))) is None:
+                return [results[r] for r in range(len(workers))]
+            if len(workers) == 1:
+                return [results[0]]
 
         # ---- failure: find out where the ranks still running are, then kill the pool
         still_running = sorted(pending)
@@ -395,7 +413,23 @@ class RankPool:
                 {r: workers[r].stacks_path for r in still_running},
             )
             self._add_flight_recorder(still_running, stacks)
+        if desync is not None:
+            errors[desync.culprit] = RankError(
+                rank=desync.culprit, type="Desync", message=desync.message,
+                traceback=stacks.get(desync.culprit, "")
+                or "(this rank had finished its program: no live stack)")
+            for rank in still_running:
+                waiting = logs[rank].waiting
+                if rank != desync.culprit:
+                    errors[rank] = RankError(
+                        rank=rank, type="Waiting",
+                        message=(f"rank {rank} waits in {waiting.describe()}" if waiting else
+                                 f"rank {rank} was still running {program}"),
+                        traceback=stacks.get(rank, ""))
+                outcomes[rank] = HUNG if rank == desync.culprit else KILLED
         for rank in still_running:
+            if desync is not None:
+                continue
             if first_failure is None:
                 outcomes[rank] = HUNG
                 errors[rank] = RankError(
@@ -406,10 +440,15 @@ class RankPool:
                 )
             else:
                 outcomes[rank] = KILLED
-        ordered = sorted(errors.values(), key=lambda e: (_SEVERITY.get(outcomes[e.rank], 3), e.rank))
+        # Causes first: the rank that broke the collective order, then by severity.
+        ordered = sorted(errors.values(), key=lambda e: (
+            e.type != "Desync", _SEVERITY.get(outcomes[e.rank], 3), e.rank))
         failure = RankFailure(
-            failure_kind(outcomes), ordered, outcomes, program=program, label=self.spec.label,
-            stacks=stacks, elapsed_s=time.monotonic() - t0,
+            KIND_HANG if desync is not None else failure_kind(outcomes), ordered, outcomes,
+            program=program, label=self.spec.label, stacks=stacks, elapsed_s=time.monotonic() - t0,
+            diagnosis=desync.message if desync is not None else "",
+            collectives={r: [e.to_json() for e in log.entries[-LOG_TAIL:]]
+                         for r, log in logs.items() if log.entries},
         )
         self.last_failure = failure
         self._terminate("dead")

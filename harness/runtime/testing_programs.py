@@ -89,6 +89,16 @@ def skip_collective(ctx: RankContext, payload: dict[str, Any]) -> str:
     return "reduced"
 
 
+def stall_collective(ctx: RankContext, payload: dict[str, Any]) -> str:
+    """The faulty rank is late (sleeps) before the all_reduce: a hang in which no rank's
+    collective log diverges, which only the deadline or the process-group timeout ends."""
+    if _faulty(ctx, payload):
+        time.sleep(float(payload.get("stall_s", 3600)))
+    x = torch.ones(1, device=ctx.device)
+    dist.all_reduce(x)
+    return "reduced"
+
+
 def raise_error(ctx: RankContext, payload: dict[str, Any]) -> str:
     if _faulty(ctx, payload):
         raise ValueError(f"planted error on rank {ctx.rank}")

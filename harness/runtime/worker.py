@@ -6,6 +6,7 @@ redirected to the rank's log file and already in the pool's process group.
 Messages (pickled, over a socket pair):
   parent -> worker: ("run", run_id, program, payload_bytes) | ("stop",)
   worker -> parent: ("ready", 0, info) | ("ok", run_id, result) | ("error", run_id, RankError)
+                    | ("collective", run_id, event)  (collective_log.py: issued / completed)
 The payload travels as bytes pickled once by the parent and unpickled here inside the
 error handler, so that a payload this rank cannot unpickle is an error, not a crash.
 """
@@ -26,6 +27,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from harness.runtime import collective_log
 from harness.runtime.program import call_program, error_from_exception
 from harness.runtime.spec import RankContext
 from harness.runtime.stacks import dump_flight_recorder, install_worker_handlers
@@ -56,7 +58,24 @@ def worker_main(conn_fd: int, lifeline_fd: int, config: dict[str, Any]) -> int:
         return 1
     info = {"pid": os.getpid(), "init_s": time.perf_counter() - t0, "threads": torch.get_num_threads()}
     conn.send_bytes(pickle.dumps(("ready", 0, info)))
-    return _serve(conn, ctx)
+    return _serve(_Channel(conn), ctx)
+
+
+class _Channel:
+    """The connection to the parent, shared by the main thread (replies) and the threads
+    that complete async collectives (log events): one message at a time."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._lock = threading.Lock()
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        with self._lock:
+            self.conn.send_bytes(data)
+
+    def log(self, run_id: int, event: tuple[Any, ...]) -> None:
+        self.send(("collective", run_id, event))
 
 
 def _adopt_parent_environment(config: dict[str, Any]) -> None:
@@ -101,10 +120,12 @@ def _init_process_group(config: dict[str, Any]) -> RankContext:
                        local_rank=rank, mode="pool")
 
 
-def _serve(conn: Connection, ctx: RankContext) -> int:
+def _serve(channel: _Channel, ctx: RankContext) -> int:
+    if ctx.world_size > 1:
+        collective_log.install(channel.log)
     while True:
         try:
-            message = pickle.loads(conn.recv_bytes())
+            message = pickle.loads(channel.conn.recv_bytes())
         except (EOFError, OSError):
             return 0  # the parent closed our connection: nothing left to do
         if message[0] == "stop":
@@ -112,8 +133,9 @@ def _serve(conn: Connection, ctx: RankContext) -> int:
             return 0
         if message[0] == "run":
             _, run_id, program, payload_bytes = message
+            collective_log.begin_run(run_id)
             status, value = call_program(ctx, program, payload_bytes, pickled=True)
-            conn.send_bytes(pickle.dumps((status, run_id, value), protocol=pickle.HIGHEST_PROTOCOL))
+            channel.send((status, run_id, value))
 
 
 def _shutdown(ctx: RankContext) -> None:

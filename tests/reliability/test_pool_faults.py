@@ -109,32 +109,51 @@ def test_rank_dies(cache: PoolCache, program: str, payload: dict, signal_name: s
     assert elapsed < 10, f"a death must be seen at once, took {elapsed:.1f} s"
 
 
-def test_skipped_collective_hangs_until_deadline(cache: PoolCache) -> None:
-    """deadline (3 s) < pg timeout (30 s): the deadline fires first -> kind "hang"."""
-    failure, elapsed, *_ = break_pool(cache, SPEC, "skip_collective", {"rank": 1}, deadline_s=3)
+def test_skipped_collective_is_named_at_once(cache: PoolCache) -> None:
+    """Rank 1 returns without the all_reduce rank 0 waits in: the collective logs show it,
+    and the run ends in well under the deadline, naming rank 1 and the collective."""
+    failure, elapsed, *_ = break_pool(cache, SPEC, "skip_collective", {"rank": 1}, deadline_s=20)
     assert failure.kind == "hang"
-    assert failure.outcomes == {0: "hung", 1: "ok"}
-    assert failure.ranks == [0]
+    assert failure.ranks[0] == 1  # the culprit first, though it was rank 0 that waited
+    culprit = failure.errors[0]
+    assert culprit.type == "Desync"
+    assert "rank 1 finished after 0 collective(s) and never issued collective #1" in culprit.message
+    assert "all_reduce(SUM, float32, shape [1])" in culprit.message
+    assert "skip_collective" in failure.diagnosis
+    waiting = next(e for e in failure.errors if e.rank == 0)
+    assert waiting.type == "Waiting"
+    assert "in all_reduce" in waiting.traceback and "in skip_collective" in waiting.traceback
+    assert failure.collectives[0][0]["op"] == "all_reduce" and not failure.collectives[0][0]["completed"]
+    assert elapsed < 5, f"a desync must be seen at once, took {elapsed:.1f} s"
+
+
+def test_late_rank_hangs_until_deadline(cache: PoolCache) -> None:
+    """deadline (3 s) < pg timeout (30 s), and no log diverges (rank 1 is only late): the
+    deadline fires first -> kind "hang"."""
+    failure, elapsed, *_ = break_pool(cache, SPEC, "stall_collective", {"rank": 1}, deadline_s=3)
+    assert failure.kind == "hang"
+    assert failure.outcomes == {0: "hung", 1: "hung"}
     err = failure.errors[0]
     assert err.type == "Hang"
     # where it waits: the all_reduce, called from the program
-    assert "all_reduce" in err.message and "skip_collective" in err.message, err.message
-    assert "in all_reduce" in err.traceback and "in skip_collective" in err.traceback
+    assert "all_reduce" in err.message and "stall_collective" in err.message, err.message
+    assert "in all_reduce" in err.traceback and "in stall_collective" in err.traceback
     if hasattr(torch._C._distributed_c10d, "_dump_fr_trace_json"):  # torch records gloo too
         assert "gloo:all_reduce" in err.traceback and "retired=False" in err.traceback
     assert 3 <= elapsed < 3 + 7, elapsed  # typically 3.1 s: dumps take milliseconds
 
 
-def test_skipped_collective_fails_on_pg_timeout_first(cache: PoolCache) -> None:
+def test_late_rank_fails_on_pg_timeout_first(cache: PoolCache) -> None:
     """pg timeout (2 s) < deadline (20 s): gloo's timeout fires first -> kind "error" on
     the waiting rank, with a Python traceback through the all_reduce."""
-    failure, elapsed, *_ = break_pool(cache, FAST_PG_TIMEOUT, "skip_collective", {"rank": 1}, deadline_s=20)
+    failure, elapsed, *_ = break_pool(cache, FAST_PG_TIMEOUT, "stall_collective", {"rank": 1},
+                                      deadline_s=20)
     assert failure.kind == "error"
-    assert failure.outcomes == {0: "raised", 1: "ok"}
+    assert failure.outcomes == {0: "raised", 1: "killed"}
     assert failure.ranks == [0]
     err = failure.errors[0]
     assert "timed out" in err.message.lower() or "timeout" in err.message.lower(), err.message
-    assert "in skip_collective" in err.traceback and "all_reduce" in err.traceback
+    assert "in stall_collective" in err.traceback and "all_reduce" in err.traceback
     assert elapsed < 20, elapsed
 
 
