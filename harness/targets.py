@@ -22,7 +22,6 @@ from .errors import TargetError
 
 SEED_NAMES = ("cross_entropy_loss", "sinkhorn_knopp", "DINOv1Loss", "iBOTPatchLoss", "DINOv2Loss")
 APIS = ("seed", "dinov2", "dinov3")
-ALL_KINDS = frozenset({"centering", "sinkhorn", "cls", "ibot", "dinov2", "comms"})
 
 
 @dataclass(frozen=True)
@@ -31,7 +30,6 @@ class Semantics:
 
     center_init: str = "first"  # "first": first batch center becomes the center; "zero": EMA from 0
     cls_reduction: str = "mean_off_diagonal"  # or "sum_all_pairs" (sum over pairs of sample means)
-    kinds: frozenset[str] = ALL_KINDS
 
 
 @dataclass(frozen=True)
@@ -50,9 +48,6 @@ class Target:
         self.module = module
         self.api = api  # an object with the seed API names as attributes
         self.semantics = semantics
-
-    def supports(self, kind: str) -> bool:
-        return kind in self.semantics.kinds
 
     def describe(self) -> dict[str, Any]:
         return {"impl": self.spec.impl, "api": self.spec.api,

@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from ..case import Case, expand, load_cases
+from ..cases import Case, expand, load_cases
 from ..checks.runner import PoolExecutor, run_all
 from ..errors import UsageError
 from ..outcome import exit_code_of

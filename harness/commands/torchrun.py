@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..case import Case
+from ..cases import Case
 from ..checks.job import Job
 from ..checks.programs import PROGRAM
 from ..checks.runner import skip_reason

@@ -9,7 +9,7 @@ A file holds an optional ``[defaults]`` table, merged into every ``[[case]]`` ta
     name = "overlap-k65536"
     K = 65536
 
-Every problem is a :class:`harness.case.CaseError` (exit code 2) naming the file, the case
+Every problem is a :class:`harness.errors.CaseError` (exit code 2) naming the file, the case
 (its name, or ``case #N``, 1-based), the key, what was expected and what was found::
 
     cases/overlap/x.toml: case 'overlap-k65536': key 'K': expected an int >= 1, got 0
@@ -51,7 +51,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from harness.case import CaseError, load_unique, read_toml
+from harness.cases import CaseError, load_unique, read_toml
 
 DTYPES = ("float32", "bfloat16", "float16")
 BACKENDS = ("gloo", "nccl")
