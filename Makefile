@@ -20,7 +20,8 @@ $(STAMP): pyproject.toml
 	touch $@
 
 test: $(STAMP)
-	$(BIN)/python -m pytest $(XDIST) -q --world-sizes 1,2,3,4 tests
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/python -m pytest $(XDIST) -q --dino-world-sizes 1,2,3,4 tests
 
 test-dist: $(STAMP)
 	$(BIN)/dino-harness test-dist

@@ -25,7 +25,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from .targets import Semantics, TargetError
+from .errors import TargetError
+from .semantics import Semantics
 
 
 class StyleDINOLoss(nn.Module):

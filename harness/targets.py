@@ -19,17 +19,10 @@ from types import ModuleType
 from typing import Any
 
 from .errors import TargetError
+from .semantics import Semantics
 
 SEED_NAMES = ("cross_entropy_loss", "sinkhorn_knopp", "DINOv1Loss", "iBOTPatchLoss", "DINOv2Loss")
 APIS = ("seed", "dinov2", "dinov3")
-
-
-@dataclass(frozen=True)
-class Semantics:
-    """What the target computes on one process, for the float64 oracle."""
-
-    center_init: str = "first"  # "first": first batch center becomes the center; "zero": EMA from 0
-    cls_reduction: str = "mean_off_diagonal"  # or "sum_all_pairs" (sum over pairs of sample means)
 
 
 @dataclass(frozen=True)
@@ -72,7 +65,7 @@ def _load(spec: TargetSpec) -> Target:
                 f"name(s) {', '.join(missing)}; looked for {', '.join(SEED_NAMES)}"
             )
         return Target(spec, module, module, Semantics())
-    from .adapters import adapt
+    from .adapters import adapt  # imports torch: only for the non-seed styles
 
     api, semantics = adapt(spec.api, module, spec.impl)
     return Target(spec, module, api, semantics)

@@ -1,8 +1,8 @@
-"""What a case kind declares, and where case validation finds the kinds.
+"""What a case kind declares, and the registry case validation asks.
 
-The kinds themselves are plug-ins: one module each in ``harness.kinds``, found by its
-registry. This package reaches them only through :func:`registry`, at first use, so
-loading case files never imports torch or the check machinery.
+The kinds themselves are plug-ins: one module each in ``harness.kinds``, which finds its
+modules and registers them (:func:`register`) when it is imported. This package never imports
+them (it sits below them), so whoever reads case files imports ``harness.kinds`` first.
 """
 
 from __future__ import annotations
@@ -60,11 +60,24 @@ class Kind:
         return [name for name in self.needs if not hasattr(api, name)]
 
 
-def registry() -> Mapping[str, Kind]:
-    """Every kind, in listing order."""
-    from harness.kinds import registry as found  # the plug-in package (it imports this one)
+_REGISTERED: dict[str, Kind] = {}
 
-    return found()
+
+def register(kind: Kind) -> None:
+    _REGISTERED[kind.name] = kind
+
+
+def forget() -> None:
+    """Drop every registered kind (``harness.kinds.refresh`` registers them again)."""
+    _REGISTERED.clear()
+
+
+def registry() -> Mapping[str, Kind]:
+    """Every registered kind, by ``order`` then name."""
+    if not _REGISTERED:
+        raise RuntimeError("no case kinds are registered: import harness.kinds (it registers "
+                           "every kind module) before reading case files")
+    return dict(sorted(_REGISTERED.items(), key=lambda item: (item[1].order, item[0])))
 
 
 def kind_names() -> tuple[str, ...]:

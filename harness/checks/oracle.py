@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import golden
-from ..targets import Semantics
+from ..semantics import Semantics
 
 
 def centers_after_each_step(batches: list[np.ndarray], momentum: float,

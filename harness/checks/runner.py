@@ -9,45 +9,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import Any
 
 from ..cases import Case
 from ..cases import kind as kinds
 from ..outcome import rank_failure_fields, verify_failure_fields
 from ..results import CaseResult
-from ..runtime import PoolCache, PoolSpec, RankFailure
+from ..runtime import RankFailure
+from ..runtime.executor import Executor
 from ..targets import Target
 from .job import Job
-from .programs import PROGRAM
 
-
-class Executor(Protocol):
-    def run(self, backend: str, world_size: int, program: str, payload: Any,
-            deadline_s: float) -> list[Any]: ...
-
-    def unavailable_reason(self, backend: str, world_size: int) -> str | None: ...
-
-
-class PoolExecutor:
-    """Runs programs on warm rank pools, one pool per (backend, world size)."""
-
-    def __init__(self, cache: PoolCache | None = None, pg_timeout_s: float = 30.0) -> None:
-        self.cache = cache or PoolCache()
-        self.pg_timeout_s = pg_timeout_s
-
-    def spec(self, backend: str, world_size: int) -> PoolSpec:
-        return PoolSpec(backend, world_size, pg_timeout_s=self.pg_timeout_s)
-
-    def run(self, backend: str, world_size: int, program: str, payload: Any,
-            deadline_s: float) -> list[Any]:
-        return self.cache.run(self.spec(backend, world_size), program, payload,
-                              deadline_s=deadline_s)
-
-    def unavailable_reason(self, backend: str, world_size: int) -> str | None:
-        return self.spec(backend, world_size).unavailable_reason()
-
-    def close(self) -> None:
-        self.cache.close_all()
+#: What every rank runs: the case's kind program (harness.kinds registers the kinds and
+#: dispatches; named, not imported: the kinds sit above this package).
+PROGRAM = "harness.kinds:run"
 
 
 def run_case(case: Case, backend: str, world_size: int, executor: Executor, target: Target,

@@ -65,7 +65,7 @@ def overlap_plan(args: argparse.Namespace) -> list[tuple[Any, int]]:
 
 
 def overlap_command(args: argparse.Namespace) -> int:
-    from ..overlap.runner import enable_nccl_timing, run_case
+    from ..overlap.runner import PG_TIMEOUT_S, enable_nccl_timing, run_case
     from ..report import (
         LiveView,
         RunWriter,
@@ -73,7 +73,7 @@ def overlap_command(args: argparse.Namespace) -> int:
         describe_target,
         write_json,
     )
-    from ..runtime import PoolCache
+    from ..runtime.executor import PoolExecutor
     from ..targets import load_target
 
     target = load_target(args.impl, args.api)  # TargetError -> exit 2, before any pool starts
@@ -91,13 +91,13 @@ def overlap_command(args: argparse.Namespace) -> int:
     results: list[CaseResult] = []
     t0 = time.perf_counter()
     # NCCL pools of different world sizes share the GPUs: keep one warm at a time.
-    with PoolCache(max_pools=1) as pools, LiveView() as live:
+    with PoolExecutor(pg_timeout_s=PG_TIMEOUT_S, max_pools=1) as executor, LiveView() as live:
         live.start(len(pairs) * len(variants))
         for case, ws in pairs:
             for use_ddp in variants:
                 label = f"{case.name}{'-ddp' if use_ddp else ''}[{args.backend}-ws{ws}]"
                 live.case_started(label, f"{args.backend} x{ws}")
-                result = run_case(pools, case, args.backend, ws, impl=target.spec.impl,
+                result = run_case(executor, case, args.backend, ws, impl=target.spec.impl,
                                   api=target.spec.api, ddp=use_ddp,
                                   iterations=QUICK_ITERATIONS if quick else None,
                                   warmup=QUICK_WARMUP if quick else None)

@@ -6,6 +6,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from .. import kinds  # noqa: F401 - registers the case kinds before any case file is read
+from ..cases import Case, expand
 from ..errors import BackendUnavailable, UsageError
 
 CATALOGUE_ENV = "DINO_HARNESS_CASES"
@@ -45,3 +47,16 @@ def require_runnable(backend: str, world_sizes: Sequence[int]) -> None:
             f"--backend {backend}: nothing can run here at world sizes "
             f"{','.join(map(str, world_sizes))}: {'; '.join(distinct)}"
         )
+
+
+def plan_cases(cases: list[Case], backend: str, world_sizes: list[int],
+               text: str | None) -> list[tuple[Case, str, int]]:
+    plan = expand(cases, [backend], world_sizes)
+    if text:
+        plan = [(c, b, w) for c, b, w in plan if text in c.test_id(b, w)]
+    if not plan:
+        raise UsageError(
+            f"no case matches backend {backend!r}, world sizes {world_sizes}"
+            + (f" and --filter {text!r}" if text else "")
+        )
+    return plan

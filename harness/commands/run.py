@@ -9,44 +9,35 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from ..cases import Case, expand, load_cases
-from ..checks.runner import PoolExecutor, run_all
-from ..errors import UsageError
+from ..cases import Case, load_cases
+from ..checks.runner import run_all
 from ..outcome import exit_code_of
 from ..results import CaseResult
 from ..targets import Target, load_target
-from .common import case_paths, require_runnable, world_sizes_arg
-
-
-def plan_cases(cases: list[Case], backend: str, world_sizes: list[int],
-               text: str | None) -> list[tuple[Case, str, int]]:
-    plan = expand(cases, [backend], world_sizes)
-    if text:
-        plan = [(c, b, w) for c, b, w in plan if text in c.test_id(b, w)]
-    if not plan:
-        raise UsageError(
-            f"no case matches backend {backend!r}, world sizes {world_sizes}"
-            + (f" and --filter {text!r}" if text else "")
-        )
-    return plan
+from .common import case_paths, plan_cases, require_runnable, world_sizes_arg
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from ..runtime import launched_by_torchrun
+    from ..runtime import launched_by_torchrun, pg_timeout_for
+    from ..runtime.executor import PoolExecutor, TorchrunExecutor
 
     target = load_target(args.impl, args.api)
     cases = load_cases(case_paths(args.cases))
+    pg_timeout_s = pg_timeout_for(args.timeout)
+    executor: PoolExecutor | TorchrunExecutor
     if launched_by_torchrun():
-        from .torchrun import run_under_torchrun
-
-        return run_under_torchrun(args, target, cases)
-    world_sizes = world_sizes_arg(args.world_sizes, args.backend)
-    plan = plan_cases(cases, args.backend, world_sizes, args.filter)
-    require_runnable(args.backend, sorted({ws for _, _, ws in plan}))
-    from ..runtime import pg_timeout_for
-
-    executor = PoolExecutor(pg_timeout_s=pg_timeout_for(args.timeout))
+        executor = TorchrunExecutor(args.backend, pg_timeout_s=pg_timeout_s)
+        world_sizes = [executor.world_size]
+    else:
+        world_sizes = world_sizes_arg(args.world_sizes, args.backend)
+        require_runnable(args.backend, world_sizes)
+        executor = PoolExecutor(pg_timeout_s=pg_timeout_s)
     try:
+        plan = plan_cases(cases, args.backend, world_sizes, args.filter)
+        if isinstance(executor, TorchrunExecutor) and executor.rank != 0:
+            from .torchrun import follow
+
+            return follow(plan, executor, target, args.timeout)
         return execute(plan, executor, target, args)
     finally:
         executor.close()

@@ -20,14 +20,14 @@ from rich.console import Console
 from rich.table import Table
 
 from ..cases import load_cases
-from ..checks.runner import PoolExecutor, run_all
+from ..checks.runner import run_all
 from ..errors import UsageError
 from ..faults import FAULTS, catches, module_name
 from ..overlap.controls import controls as overlap_controls
 from ..results import CaseResult
+from ..runtime.executor import PoolExecutor
 from ..targets import load_target
-from .common import case_paths, require_runnable, world_sizes_arg
-from .run import plan_cases
+from .common import case_paths, plan_cases, require_runnable, world_sizes_arg
 
 HANG_TIMEOUT_S = 10.0
 

@@ -38,8 +38,8 @@ class Part:
 
 def _pytest(name: str, backend: str, world_sizes: str, out: Path, extra: list[str]) -> Part:
     xml = out / f"{name}.xml"
-    return Part(name, [sys.executable, "-m", "pytest", "-q", "--backend", backend,
-                       "--world-sizes", world_sizes, f"--junitxml={xml}", *extra, *DIST_TESTS])
+    return Part(name, [sys.executable, "-m", "pytest", "-q", "--dino-backend", backend,
+                       "--dino-world-sizes", world_sizes, f"--junitxml={xml}", *extra, *DIST_TESTS])
 
 
 def _read_junit(part: Part, xml: Path) -> None:

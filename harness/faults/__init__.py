@@ -1,17 +1,23 @@
-"""Planted faults: variants of the reference with exactly one known bug each.
+"""Planted faults: the reference with exactly one variation point flipped each.
 
 `dino-harness selfcheck` runs the catalogue against every one and fails if any survives:
-the proof that the checks can fail. Each is a normal target (`--impl harness.faults.NAME`).
+the proof that the checks can fail. Each is a normal target (`--impl harness.faults.NAME`),
+a three-line module that builds the seed API around its entry here. The variation points
+are the reference's own (:mod:`harness.losses.variants`), so a fault cannot drift from the
+system under test. ``harness.faults.fake_async`` is the overlap bench's negative control.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
+from ..losses.variants import Variant
+
 
 class Fault(NamedTuple):
     description: str
     kinds: tuple[str, ...]  # the case kinds that exercise the faulty code (selfcheck runs these)
+    variant: Variant  # the one switch this fault flips
     # How the fault shows: "check" a failing check; "hang" / "crash" the rank failure it is
     # designed to cause. Any other outcome (the fault raising, say) does not count as caught.
     caught_by: str = "check"
@@ -21,65 +27,84 @@ FAULTS: dict[str, Fault] = {
     "center_not_all_reduced": Fault(
         "The batch center is never all-reduced: each rank centers on its own shard.",
         ("centering", "comms"),
+        Variant(center_all_reduce=False),
     ),
     "center_divisor_no_world": Fault(
         "The all-reduced sum is divided by the local row count: the world size is missing.",
         ("centering", "comms"),
+        Variant(center_divisor="local_rows"),
     ),
     "center_mean_of_means": Fault(
         "The center is the mean of per-rank means: wrong whenever shards are uneven.",
         ("centering", "comms"),
+        Variant(center_divisor="mean_of_means"),
     ),
     "ema_weights_swapped": Fault(
         "The EMA weights are swapped: center = (1 - m) * center + m * batch_center.",
         ("centering", "comms"),
+        Variant(center_ema="swapped"),
     ),
     "center_bf16": Fault(
         "The center is kept in bfloat16.",
         ("centering", "comms"),
+        Variant(center_dtype="bfloat16"),
     ),
     "updates_overwrite": Fault(
         "A second update_center before apply drops the first batch instead of combining both.",
         ("centering", "comms"),
+        Variant(updates_accumulate=False),
     ),
     "sinkhorn_rows_not_reduced": Fault(
         "Sinkhorn's prototype (row) sums are not all-reduced.",
         ("sinkhorn", "comms"),
+        Variant(sinkhorn_row_all_reduce=False),
     ),
     "sinkhorn_local_count": Fault(
         "Sinkhorn divides by the rank-local sample count B: exact only when B is equal on every rank.",
         ("sinkhorn", "comms"),
+        Variant(sinkhorn_sample_mass="local_count"),
     ),
     "sinkhorn_no_shift": Fault(
         "Sinkhorn takes exp(logits / temp) without a shift: overflow to inf, then NaN.",
         ("sinkhorn", "comms"),
+        Variant(sinkhorn_shift="none"),
     ),
     "sinkhorn_per_sample_shift": Fault(
         "Sinkhorn shifts each sample by its own max and forgets the factor: inexact at finite iterations.",
         ("sinkhorn", "comms"),
+        Variant(sinkhorn_shift="per_sample"),
     ),
     "sinkhorn_one_iteration_short": Fault(
         "Sinkhorn runs n_iterations - 1 iterations.",
         ("sinkhorn", "comms"),
+        Variant(sinkhorn_iterations_delta=-1),
     ),
     "sinkhorn_empty_rank_returns_early": Fault(
         "Sinkhorn returns at once on a rank with no samples: the other ranks hang in its collectives.",
         ("sinkhorn",),
+        Variant(sinkhorn_empty_rank_skips=True),
         caught_by="hang",
     ),
     "diagonal_not_excluded": Fault(
         "The CLS loss pairs each view with itself too (s == t not excluded).",
         ("cls", "dinov2"),
+        Variant(cls_pairs="all"),
     ),
     "loss_local_batch": Fault(
         "The CLS loss is normalised by the local batch, not scaled to the global one.",
         ("cls", "dinov2"),
+        Variant(cls_normalisation="local_batch"),
     ),
     "ibot_per_rank_mean": Fault(
         "The iBOT loss is the mean over this rank's masked patches.",
         ("ibot", "dinov2"),
+        Variant(ibot_normalisation="local_mean"),
     ),
 }
+
+
+FAKE_ASYNC = Variant(center_async=False)
+"""The overlap bench's negative control (not a correctness fault: every check passes)."""
 
 
 def module_name(fault: str) -> str:

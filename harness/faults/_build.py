@@ -1,52 +1,47 @@
-"""Assemble a complete seed API around one faulty piece.
-
-Every planted fault is the reference implementation with exactly one bug; this wires the
-faulty Sinkhorn or loss class into every place the seed API reaches it.
-"""
+"""Assemble a complete seed API around one variant of the reference."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
 from typing import Any
 
-import torch
-
 from .. import losses as reference
+from ..losses.variants import REFERENCE, Variant
 
 
-def seed_api(
-    *,
-    sinkhorn: Callable[..., torch.Tensor] = reference.sinkhorn_knopp,
-    dino: type[reference.DINOv1Loss] = reference.DINOv1Loss,
-    ibot: type[reference.iBOTPatchLoss] = reference.iBOTPatchLoss,
-) -> dict[str, Any]:
-    class DINOv1Loss(dino):  # type: ignore[misc, valid-type]
-        def sinkhorn_knopp_teacher(self, teacher_logits, teacher_temp, num_samples=None,
-                                   n_iterations=3):
-            flat = teacher_logits.reshape(-1, teacher_logits.shape[-1])
-            out = sinkhorn(flat, teacher_temp, num_samples, n_iterations,
-                           process_group=self.process_group)
-            return out.reshape(teacher_logits.shape)
+def seed_api(variant: Variant = REFERENCE, *,
+             dino: type[reference.DINOv1Loss] | None = None) -> dict[str, Any]:
+    """The seed API names with ``variant`` bound everywhere the reference reaches it.
+    ``dino`` overrides the CLS loss class (test targets that wrap the reference)."""
 
-    class iBOTPatchLoss(ibot):  # type: ignore[misc, valid-type]  # noqa: N801
-        def sinkhorn_knopp_teacher(self, teacher_patch_tokens, teacher_temp, num_samples=None,
-                                   n_iterations=3):
-            return sinkhorn(teacher_patch_tokens, teacher_temp, num_samples, n_iterations,
-                            process_group=self.process_group)
+    class DINOv1Loss(dino or reference.DINOv1Loss):  # type: ignore[misc]
+        pass
 
-    class DINOv2Loss(reference.DINOv2Loss):
-        def __init__(self, dino_loss_weight=1.0, ibot_loss_weight=1.0, temperature_student=0.1,
-                     center_momentum=0.9, student_temp=0.1, *, process_group=None):
-            super().__init__(dino_loss_weight, ibot_loss_weight, temperature_student,
-                             center_momentum, student_temp, process_group=process_group)
-            self.dino_loss = DINOv1Loss(temperature_student, center_momentum,
-                                        process_group=process_group)
-            self.ibot_patch_loss = iBOTPatchLoss(student_temp, process_group=process_group)
+    class iBOTPatchLoss(reference.iBOTPatchLoss):  # noqa: N801 - the seed API's name
+        pass
 
+    class DINOv2Loss(reference.DINOv2Loss):  # made of this module's two losses
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            cls, patch = self.dino_loss, self.ibot_patch_loss
+            self.dino_loss = DINOv1Loss(cls.student_temp, cls.center_momentum,
+                                        process_group=cls.process_group)
+            self.ibot_patch_loss = iBOTPatchLoss(patch.student_temp,
+                                                 process_group=patch.process_group)
+
+    for cls in (DINOv1Loss, iBOTPatchLoss, DINOv2Loss):
+        cls.variant = variant
     return {
         "cross_entropy_loss": reference.cross_entropy_loss,
-        "sinkhorn_knopp": sinkhorn,
+        "sinkhorn_knopp": functools.partial(reference.sinkhorn_knopp, variant=variant),
         "DINOv1Loss": DINOv1Loss,
         "iBOTPatchLoss": iBOTPatchLoss,
         "DINOv2Loss": DINOv2Loss,
     }
+
+
+def planted(module: str) -> dict[str, Any]:
+    """The seed API of the fault named by its module (``harness.faults.NAME``)."""
+    from . import FAULTS
+
+    return seed_api(FAULTS[module.rpartition(".")[2]].variant)

@@ -1,11 +1,5 @@
 """Planted fault: The batch center is never all-reduced: each rank centers on its own shard."""
 
-from ._build import seed_api
-from ._centering import FaultyCentering
+from ._build import planted
 
-
-class _Fault(FaultyCentering):
-    reduce = False
-
-
-globals().update(seed_api(dino=_Fault))
+globals().update(planted(__name__))

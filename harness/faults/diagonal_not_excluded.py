@@ -1,6 +1,5 @@
 """Planted fault: The CLS loss pairs each view with itself too (s == t not excluded)."""
 
-from ._build import seed_api
-from ._losses import DiagonalIncluded
+from ._build import planted
 
-globals().update(seed_api(dino=DiagonalIncluded))
+globals().update(planted(__name__))

@@ -1,6 +1,5 @@
 """Planted fault: The iBOT loss is the mean over this rank's masked patches."""
 
-from ._build import seed_api
-from ._losses import IbotPerRankMean
+from ._build import planted
 
-globals().update(seed_api(ibot=IbotPerRankMean))
+globals().update(planted(__name__))

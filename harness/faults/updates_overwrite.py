@@ -1,11 +1,5 @@
 """Planted fault: A second update_center before apply drops the first batch instead of combining both."""
 
-from ._build import seed_api
-from ._centering import FaultyCentering
+from ._build import planted
 
-
-class _Fault(FaultyCentering):
-    accumulate = False
-
-
-globals().update(seed_api(dino=_Fault))
+globals().update(planted(__name__))

@@ -33,8 +33,8 @@ def missing_api(case: Any, api: Any) -> list[str]:
 def rank_program(ctx: RankContext, job: Job) -> dict[str, Any]:
     import torch  # on the ranks only
 
-    from ..checks.comms_recorder import CollectiveRecorder
     from ..checks.job import num_samples_arg, to_torch
+    from ..runtime.collectives import CollectiveRecorder
 
     case, api = job.case, job.target_api().api
     world = job.world_size

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.distributed as dist
 import torch.nn as nn
 
 from .dino import DINOv1Loss
 from .ibot import iBOTPatchLoss
+from .variants import REFERENCE, Variant
 
 
 class DINOv2Loss(nn.Module):
     """``w_dino * DINOv1Loss + w_ibot * iBOTPatchLoss``; centering and Sinkhorn of the CLS
-    head are reached through ``dino_loss``, of the patch head through ``ibot_patch_loss``."""
+    head are reached through ``dino_loss``, of the patch head through ``ibot_patch_loss``.
+    ``variant`` is handed to both (:mod:`harness.losses.variants`)."""
+
+    variant: ClassVar[Variant] = REFERENCE
 
     def __init__(
         self,
@@ -23,12 +29,17 @@ class DINOv2Loss(nn.Module):
         student_temp: float = 0.1,
         *,
         process_group: dist.ProcessGroup | None = None,
+        variant: Variant | None = None,
     ) -> None:
         super().__init__()
+        if variant is not None:
+            self.variant = variant  # type: ignore[misc]
         self.dino_loss_weight = float(dino_loss_weight)
         self.ibot_loss_weight = float(ibot_loss_weight)
-        self.dino_loss = DINOv1Loss(temperature_student, center_momentum, process_group=process_group)
-        self.ibot_patch_loss = iBOTPatchLoss(student_temp, process_group=process_group)
+        self.dino_loss = DINOv1Loss(temperature_student, center_momentum,
+                                    process_group=process_group, variant=self.variant)
+        self.ibot_patch_loss = iBOTPatchLoss(student_temp, process_group=process_group,
+                                             variant=self.variant)
 
     def forward(
         self,
@@ -55,8 +66,8 @@ class DINOv2Loss(nn.Module):
     def softmax_center_teacher(self, *args, **kwargs) -> torch.Tensor:
         return self.dino_loss.softmax_center_teacher(*args, **kwargs)
 
-    def update_center(self, teacher_output: torch.Tensor) -> None:
-        self.dino_loss.update_center(teacher_output)
+    def update_center(self, teacher_output: torch.Tensor) -> object:
+        return self.dino_loss.update_center(teacher_output)
 
     def apply_center_update(self) -> None:
         self.dino_loss.apply_center_update()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.distributed as dist
 import torch.nn as nn
@@ -9,6 +11,7 @@ import torch.nn as nn
 from . import _dist, _validate
 from .cross_entropy import cross_entropy_loss
 from .sinkhorn import sinkhorn_knopp
+from .variants import REFERENCE, Variant
 
 
 class iBOTPatchLoss(nn.Module):  # noqa: N801 - the seed API's name
@@ -16,13 +19,18 @@ class iBOTPatchLoss(nn.Module):  # noqa: N801 - the seed API's name
 
     So the mean over ranks is the single-process mean over all masked patches, also when
     ranks hold different numbers of masked patches, or none (such a rank contributes 0
-    and still joins the count all-reduce).
+    and still joins the count all-reduce). ``variant``: see :mod:`harness.losses.variants`.
     """
 
+    variant: ClassVar[Variant] = REFERENCE
+
     def __init__(
-        self, student_temp: float = 0.1, *, process_group: dist.ProcessGroup | None = None
+        self, student_temp: float = 0.1, *, process_group: dist.ProcessGroup | None = None,
+        variant: Variant | None = None,
     ) -> None:
         super().__init__()
+        if variant is not None:
+            self.variant = variant  # type: ignore[misc]
         _validate.positive("student_temp", student_temp)
         self.student_temp = float(student_temp)
         self.process_group = process_group
@@ -37,7 +45,10 @@ class iBOTPatchLoss(nn.Module):  # noqa: N801 - the seed API's name
                 "student_patch_logits and teacher_patch_probs must have the same [M, K] shape, "
                 f"got {tuple(student_patch_logits.shape)} and {tuple(teacher_patch_probs.shape)}"
             )
-        total = cross_entropy_loss(teacher_patch_probs, student_patch_logits, self.student_temp).sum()
+        per_patch = cross_entropy_loss(teacher_patch_probs, student_patch_logits, self.student_temp)
+        if self.variant.ibot_normalisation == "local_mean":
+            return per_patch.mean()
+        total = per_patch.sum()
         masked = student_patch_logits.shape[0]
         global_masked = _dist.global_count(masked, student_patch_logits.device, self.process_group)
         if global_masked == 0:
@@ -54,5 +65,5 @@ class iBOTPatchLoss(nn.Module):  # noqa: N801 - the seed API's name
     ) -> torch.Tensor:
         return sinkhorn_knopp(
             teacher_patch_tokens, teacher_temp, num_samples, n_iterations,
-            process_group=self.process_group,
+            process_group=self.process_group, variant=self.variant,
         )

@@ -1,6 +1,6 @@
 """The overlap metric's controls: can it tell a real async center update from a fake one?
 
-* negative control -- ``harness.overlap.fake_async``: ``update_center`` all-reduces
+* negative control -- ``harness.faults.fake_async``: ``update_center`` all-reduces
   synchronously and queues a completed handle. It never waits after backward, yet hides
   nothing: hidden_fraction must be ~0.
 * positive control -- the reference ``harness.losses``: its all-reduce runs on gloo's
@@ -18,13 +18,16 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .cases import OverlapCase
 from .metrics import classify
-from .runner import run_case
+from .runner import PG_TIMEOUT_S, run_case
 
-FAKE_TARGET = "harness.overlap.fake_async"
+if TYPE_CHECKING:
+    from ..runtime.executor import Executor
+
+FAKE_TARGET = "harness.faults.fake_async"
 REFERENCE_TARGET = "harness.losses"
 FAKE_MAX = 0.3
 REFERENCE_MIN = 0.5
@@ -58,26 +61,26 @@ def _summary(result: Any) -> dict[str, Any]:
     return out
 
 
-def controls(world_size: int = 2, *, pools: Any = None, iterations: int = 40,
+def controls(world_size: int = 2, *, executor: Executor | None = None, iterations: int = 40,
              backend: str = "gloo") -> dict[str, Any]:
     """Run the negative and the positive control; a JSON-able dict.
 
     ``passed`` is True iff both ran and fake <= FAKE_MAX and reference >= REFERENCE_MIN
-    (medians of hidden_fraction over ``iterations`` iterations, slowest rank). ``pools``:
-    a PoolCache to reuse (one is made and closed otherwise)."""
-    from ..runtime import PoolCache
+    (medians of hidden_fraction over ``iterations`` iterations, slowest rank). ``executor``:
+    one to reuse (one is made and closed otherwise)."""
+    from ..runtime.executor import PoolExecutor
 
-    own = pools is None
-    pools = pools if pools is not None else PoolCache()
+    own = executor is None
+    runner = executor if executor is not None else PoolExecutor(pg_timeout_s=PG_TIMEOUT_S)
     t0 = time.perf_counter()
     try:
-        fake = run_case(pools, replace(CONTROL_CASE, name="overlap-control-fake-async"),
+        fake = run_case(runner, replace(CONTROL_CASE, name="overlap-control-fake-async"),
                         backend, world_size, impl=FAKE_TARGET, iterations=iterations)
-        ref = run_case(pools, replace(CONTROL_CASE, name="overlap-control-reference"),
+        ref = run_case(runner, replace(CONTROL_CASE, name="overlap-control-reference"),
                        backend, world_size, impl=REFERENCE_TARGET, iterations=iterations)
     finally:
         if own:
-            pools.close_all()
+            runner.close()
     f, r = _summary(fake), _summary(ref)
     fh, rh = f.get("hidden_fraction"), r.get("hidden_fraction")
 

@@ -134,7 +134,7 @@ class RankProtocol:
     # ------------------------------------------------------------------ probe
     def probe(self) -> None:
         """Which collectives does the target's centering issue? (sizes and dtypes)"""
-        from ..checks.comms_recorder import CollectiveRecorder
+        from ..runtime.collectives import CollectiveRecorder
 
         value, t = self.work.forward()
         self.work.zero_grad()

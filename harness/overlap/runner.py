@@ -6,13 +6,19 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..outcome import rank_failure_fields, verify_failure_fields
 from ..results import CaseResult
 from .cases import OverlapCase
 from .clock_cuda import TIMING_ENV
 from .metrics import aggregate, assess, classify, verdict_text
+
+if TYPE_CHECKING:
+    from ..runtime.executor import Executor
+
+# The overlap cases run for minutes: a collective stuck for this long is a hang.
+PG_TIMEOUT_S = 60.0
 
 KIND = "overlap"
 PROGRAM = "harness.overlap.program:overlap_rank"  # program.py; not imported here (torch)
@@ -29,15 +35,15 @@ def result_name(case: OverlapCase, ddp: bool) -> str:
     return f"{case.name}-ddp" if ddp else case.name
 
 
-def run_case(pools: Any, case: OverlapCase, backend: str, world_size: int, *,
+def run_case(executor: Executor, case: OverlapCase, backend: str, world_size: int, *,
              impl: str = "harness.losses", api: str = "seed", ddp: bool = False,
              iterations: int | None = None, warmup: int | None = None) -> CaseResult:
-    """Run the protocol on ``world_size`` ranks of ``pools`` (a PoolCache).
+    """Run the protocol on ``world_size`` ranks of ``executor``.
 
     Returns a "skip" result when the spec cannot run here (NCCL without enough GPUs), a
     failed one when a rank raised, crashed or hung (:func:`harness.outcome.rank_failure_fields`),
     else a "pass" result carrying the metrics."""
-    from ..runtime import PoolSpec, PoolUnavailable, RankFailure
+    from ..runtime import PoolUnavailable, RankFailure
 
     if iterations is not None or warmup is not None:
         case = dataclasses.replace(case, iterations=iterations or case.iterations,
@@ -47,8 +53,7 @@ def run_case(pools: Any, case: OverlapCase, backend: str, world_size: int, *,
         "prototypes": case.K, "batch_per_rank": case.batch_per_rank, "iterations": case.iterations,
         "ddp": ddp, "workload": workload_info(case),
     }
-    spec = PoolSpec(backend, world_size, pg_timeout_s=min(60.0, max(10.0, case.deadline_s / 2)))
-    reason = spec.unavailable_reason()
+    reason = executor.unavailable_reason(backend, world_size)
     if reason is not None:
         return CaseResult(name, KIND, backend, world_size, "skip", 0.0, skip_reason=reason,
                           extra=base_extra)
@@ -57,7 +62,7 @@ def run_case(pools: Any, case: OverlapCase, backend: str, world_size: int, *,
     payload = {"case": case.to_payload(), "impl": impl, "api": api, "ddp": ddp}
     t0 = time.perf_counter()
     try:
-        ranks = pools.run(spec, PROGRAM, payload, deadline_s=case.deadline_s)
+        ranks = executor.run(backend, world_size, PROGRAM, payload, case.deadline_s)
     except PoolUnavailable as exc:
         return CaseResult(name, KIND, backend, world_size, "skip", time.perf_counter() - t0,
                           skip_reason=str(exc), extra=base_extra)

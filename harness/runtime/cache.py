@@ -9,6 +9,7 @@ from typing import Any
 from harness.runtime import lifecycle
 from harness.runtime.failure import RankFailure
 from harness.runtime.pool import RankPool
+from harness.runtime.program import Program
 from harness.runtime.spec import PoolSpec
 
 
@@ -56,7 +57,8 @@ class PoolCache:
             self._pools[spec] = pool
             return pool
 
-    def run(self, spec: PoolSpec, program: str, payload: Any = None, *, deadline_s: float) -> list[Any]:
+    def run(self, spec: PoolSpec, program: Program, payload: Any = None, *,
+            deadline_s: float) -> list[Any]:
         """pool.run on the cached pool; after a RankFailure the pool is dropped (the next
         call starts a fresh one) and the failure re-raised."""
         with self._lock:

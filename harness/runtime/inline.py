@@ -24,7 +24,7 @@ from typing import Any
 
 from harness.results import RankError
 from harness.runtime.failure import OK, RAISED, RankFailure
-from harness.runtime.program import error_from_exception, resolve_program, to_cpu
+from harness.runtime.program import Program, call_program, program_ref
 from harness.runtime.spec import BACKENDS, RankContext
 
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
@@ -89,11 +89,11 @@ class InlineExecutor:
         self.start_s = time.monotonic() - t0
         return self.start_s
 
-    def run(self, program: str, payload: Any = None, *, deadline_s: float) -> list[Any] | None:
+    def run(self, program: Program, payload: Any = None, *, deadline_s: float) -> list[Any] | None:
         """Run program(ctx, payload) on every rank; rank 0 gets the results in rank order."""
-        import torch
         import torch.distributed as dist
 
+        program = program_ref(program)
         if self._state == "new":
             self.start()
         if not self.alive or self._ctx is None:
@@ -103,13 +103,7 @@ class InlineExecutor:
         # The hang backstop: dump every thread's stack and exit; torchrun ends the job.
         faulthandler.dump_traceback_later(deadline_s, repeat=False, file=sys.stderr, exit=True)
         try:
-            try:
-                result = _call_program(ctx, program, payload)
-                if ctx.device.type == "cuda":
-                    torch.cuda.synchronize(ctx.device)
-                reply: tuple[str, Any] = ("ok", to_cpu(result))
-            except Exception as exc:
-                reply = ("error", error_from_exception(ctx.rank, exc))
+            reply = call_program(ctx, program, payload)
             gathered: list[Any] | None = [None] * ctx.world_size if ctx.rank == 0 else None
             dist.gather_object(reply, gathered, dst=0)
             # Everyone learns the verdict, so all ranks raise (or return) together.
@@ -143,7 +137,3 @@ class InlineExecutor:
 
             if dist.is_initialized():
                 dist.destroy_process_group()
-
-
-def _call_program(ctx: RankContext, program: str, payload: Any) -> Any:
-    return resolve_program(program)(ctx, payload)

@@ -12,31 +12,37 @@ import atexit
 import os
 import signal
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from harness.runtime.pool import RankPool
+
+class LivePool(Protocol):
+    """What cleanup needs of a pool (the pool registers itself; this module never imports it)."""
+
+    def close(self) -> None: ...
+
+    def kill(self) -> None: ...
+
 
 _LOCK = threading.RLock()
-_LIVE: set[RankPool] = set()
+_LIVE: set[LivePool] = set()
 _ATEXIT_INSTALLED = False
 _SIGNALS_INSTALLED = False
 _PREVIOUS: dict[int, Any] = {}
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-def register(pool: RankPool) -> None:
+def register(pool: LivePool) -> None:
     with _LOCK:
         _LIVE.add(pool)
     install_handlers()
 
 
-def unregister(pool: RankPool) -> None:
+def unregister(pool: LivePool) -> None:
     with _LOCK:
         _LIVE.discard(pool)
 
 
-def live_pools() -> list[RankPool]:
+def live_pools() -> list[LivePool]:
     with _LOCK:
         return list(_LIVE)
 

@@ -51,6 +51,7 @@ from harness.runtime.failure import (
     crash_error,
     failure_kind,
 )
+from harness.runtime.program import Program, program_ref
 from harness.runtime.spec import PoolSpec, threads_per_rank
 from harness.runtime.stacks import (
     read_log_tail,
@@ -287,7 +288,7 @@ class RankPool:
 
     # ------------------------------------------------------------------ run
 
-    def run(self, program: str, payload: Any = None, *, deadline_s: float) -> list[Any]:
+    def run(self, program: Program, payload: Any = None, *, deadline_s: float) -> list[Any]:
         """Run program(ctx, payload) on every rank; the per-rank results in rank order.
 
         Raises RankFailure (and the pool is dead) if any rank raised, died, or was still
@@ -297,6 +298,7 @@ class RankPool:
             raise RuntimeError(f"{self!r} is not alive: start it, or make a new one after a failure")
         if not deadline_s > 0:
             raise ValueError(f"deadline_s must be positive, got {deadline_s!r}")
+        program = program_ref(program)
         payload_bytes = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
         self._run_id += 1
         message = pickle.dumps(("run", self._run_id, program, payload_bytes), protocol=pickle.HIGHEST_PROTOCOL)

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from harness.runtime.program import error_from_exception, resolve_program, to_cpu
+from harness.runtime.program import call_program, error_from_exception
 from harness.runtime.spec import RankContext
 from harness.runtime.stacks import dump_flight_recorder, install_worker_handlers
 
@@ -112,30 +112,8 @@ def _serve(conn: Connection, ctx: RankContext) -> int:
             return 0
         if message[0] == "run":
             _, run_id, program, payload_bytes = message
-            conn.send_bytes(_call_program(ctx, run_id, program, payload_bytes))
-
-
-def _call_program(ctx: RankContext, run_id: int, program: str, payload_bytes: bytes) -> bytes:
-    """Run one program; always returns a reply (ok or error), never raises.
-
-    The caller's global torch state (default dtype, grad mode) is restored afterwards so
-    that one program cannot change the next one's numerics on a warm worker.
-    """
-    dtype = torch.get_default_dtype()
-    grad = torch.is_grad_enabled()
-    try:
-        fn = resolve_program(program)
-        payload = pickle.loads(payload_bytes)
-        result = fn(ctx, payload)
-        if ctx.device.type == "cuda":
-            torch.cuda.synchronize(ctx.device)  # surface asynchronous errors inside this run
-        result = to_cpu(result)
-        return pickle.dumps(("ok", run_id, result), protocol=pickle.HIGHEST_PROTOCOL)
-    except BaseException as exc:  # SystemExit / KeyboardInterrupt in a program are errors too
-        return pickle.dumps(("error", run_id, error_from_exception(ctx.rank, exc)))
-    finally:
-        torch.set_default_dtype(dtype)
-        torch.set_grad_enabled(grad)
+            status, value = call_program(ctx, program, payload_bytes, pickled=True)
+            conn.send_bytes(pickle.dumps((status, run_id, value), protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def _shutdown(ctx: RankContext) -> None:

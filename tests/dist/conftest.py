@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import harness.kinds  # noqa: F401 - registers the case kinds
 from harness.cases import default_catalogue_dir, expand, load_cases
 
 
@@ -12,8 +13,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     from harness.runtime.spec import parse_world_sizes
 
-    backend = metafunc.config.getoption("backend")
-    world_sizes = parse_world_sizes(metafunc.config.getoption("world_sizes"), backend)
+    backend = metafunc.config.getoption("dino_backend")
+    world_sizes = parse_world_sizes(metafunc.config.getoption("dino_world_sizes"), backend)
     plan = expand(load_cases([default_catalogue_dir()]), [backend], world_sizes)
     metafunc.parametrize(
         "catalogue_case",

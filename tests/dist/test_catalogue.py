@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.checks.runner import PoolExecutor, run_case
+from harness.checks.runner import run_case
+from harness.runtime.executor import PoolExecutor
 from harness.targets import load_target
 
 

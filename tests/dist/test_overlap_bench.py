@@ -13,8 +13,8 @@ import pytest
 from harness.cli import main
 from harness.overlap.cases import OverlapCase
 from harness.overlap.metrics import METRICS
-from harness.overlap.runner import run_case
-from harness.runtime import PoolCache
+from harness.overlap.runner import PG_TIMEOUT_S, run_case
+from harness.runtime.executor import PoolExecutor
 
 TINY = """
     [defaults]
@@ -121,8 +121,8 @@ def test_comm_longer_than_backward_is_reported(tmp_path: Path) -> None:
     case = OverlapCase("overlap-comm-bound", K=65536, in_dim=4, hidden_dim=4, bottleneck_dim=1,
                        views_student=1, views_teacher=2, batch_per_rank=1, iterations=20,
                        warmup=1, deadline_s=120)
-    with PoolCache() as pools:
-        result = run_case(pools, case, "gloo", 2, impl=str(target))
+    with PoolExecutor(pg_timeout_s=PG_TIMEOUT_S) as executor:
+        result = run_case(executor, case, "gloo", 2, impl=str(target))
     d = result.to_json()
     assert d["status"] == "pass", d.get("error")
     m = d["metrics"]

@@ -33,7 +33,7 @@ def test_dist_file_20_times_under_xdist(request: pytest.FixtureRequest) -> None:
     for i in range(RUNS):
         proc = subprocess.run(
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(SAMPLE),
-             "-n", "2", "--world-sizes", "1,2", "--dist-timeout", "30"],
+             "-n", "2", "--dino-world-sizes", "1,2", "--dino-dist-timeout", "30"],
             cwd=ROOT, capture_output=True, text=True, timeout=300,
         )
         out = proc.stdout + proc.stderr

@@ -546,6 +546,7 @@ def test_round_to_dtype_bfloat16_rounds_to_nearest_even() -> None:
 
 _SEED_SCRIPT = """
 import hashlib, json, sys
+import harness.kinds  # registers the case kinds
 from harness.cases import Case, default_seed, load_cases, default_catalogue_dir
 c = Case.from_dict({"name": "sinkhorn-seed-probe", "kind": "sinkhorn", "K": 16,
                     "batch_per_rank": [3, 1], "logits": {"sample_offset": 1.0}})

@@ -41,7 +41,8 @@ def test_every_kind_key_is_in_the_schema_and_every_key_has_a_kind() -> None:
 
 
 def test_loading_the_catalogue_imports_no_torch() -> None:
-    script = ("import json, sys; from harness.cases import load_cases, default_catalogue_dir; "
+    script = ("import json, sys; import harness.kinds; "
+              "from harness.cases import load_cases, default_catalogue_dir; "
               "load_cases([default_catalogue_dir()]); "
               "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'torch' "
               "or m.startswith(('harness.runtime', 'harness.report', 'harness.cli')))))")

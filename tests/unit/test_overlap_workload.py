@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import harness.losses as reference
-from harness.overlap import fake_async
+from harness.faults import fake_async
 from harness.overlap.cases import OverlapCase
 from harness.overlap.workload import DINOHead, Workload, _PrototypeLayer
 from harness.targets import SEED_NAMES, load_target
@@ -49,7 +49,7 @@ def test_workload_step_follows_the_timing_contract() -> None:
 
 
 def test_fake_async_is_a_full_seed_api_and_numerically_the_reference() -> None:
-    target = load_target("harness.overlap.fake_async")
+    target = load_target("harness.faults.fake_async")
     assert all(hasattr(target.api, name) for name in SEED_NAMES)
     torch.manual_seed(3)
     batches = [torch.randn(2, 6, 16) for _ in range(3)]

@@ -1,0 +1,59 @@
+"""The reference's variation points: every place a real implementation is known to go
+wrong, as one switch each. The defaults are the correct algorithm.
+
+The planted faults (``harness.faults``) and the overlap bench's fake-async control each
+flip exactly one switch, so a fault differs from the system under test by one named
+decision and cannot drift from it. The golden oracles model the same decisions in
+float64, which is what lets a failed check name the mistake it matches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class Variant:
+    # -- centering: update_center / apply_center_update ---------------------------------
+    center_all_reduce: bool = True
+    """False: each rank centers on its own shard's statistics."""
+    center_divisor: Literal["global_rows", "local_rows", "mean_of_means"] = "global_rows"
+    """How the all-reduced row sum becomes a mean: by the global row count (exact on
+    uneven shards); by this rank's rows (the world size is missing); or the mean of
+    per-rank means (every rank weighs one, wrong whenever shards are uneven)."""
+    center_ema: Literal["momentum_on_center", "swapped"] = "momentum_on_center"
+    """``center = m * center + (1 - m) * batch`` or, swapped, ``(1 - m) * center + m * batch``."""
+    center_dtype: Literal["float32", "bfloat16"] = "float32"
+    updates_accumulate: bool = True
+    """False: a second update_center before an apply drops the first batch."""
+    center_async: bool = True
+    """False: update_center all-reduces synchronously (nothing left to hide behind the
+    backward) -- numerically the reference: only the overlap bench can tell."""
+
+    # -- Sinkhorn-Knopp ---------------------------------------------------------------
+    sinkhorn_shift: Literal["exact", "none", "per_sample"] = "exact"
+    """"exact": global per-prototype max, plus a per-sample shift whose factor is kept;
+    "none": ``exp(logits / T)`` unshifted (overflows); "per_sample": the per-sample shift
+    with its factor dropped (inexact at finite iterations)."""
+    sinkhorn_row_all_reduce: bool = True
+    """False: prototype (row) sums are rank-local."""
+    sinkhorn_sample_mass: Literal["cancelled", "local_count"] = "cancelled"
+    """"local_count": every sample column carries ``1 / B_local`` between iterations (the
+    seed's ``Q /= B`` with B the rank's own count): exact only when B is equal on all ranks."""
+    sinkhorn_iterations_delta: int = 0
+    """Added to ``n_iterations`` (-1: one iteration short)."""
+    sinkhorn_empty_rank_skips: bool = False
+    """True: a rank with no samples returns at once, skipping collectives (a hang)."""
+
+    # -- losses ---------------------------------------------------------------------------
+    cls_pairs: Literal["off_diagonal", "all"] = "off_diagonal"
+    """"all": each view is paired with its own crop too (s == t not excluded)."""
+    cls_normalisation: Literal["global_batch", "local_batch"] = "global_batch"
+    """"local_batch": the local loss is a mean over this rank's batch, not scaled to the
+    global one (wrong with uneven shards)."""
+    ibot_normalisation: Literal["global_count", "local_mean"] = "global_count"
+    """"local_mean": the mean over this rank's masked patches (0/0 on a rank with none)."""
+
+
+REFERENCE = Variant()

@@ -1,0 +1,14 @@
+"""What a target computes on one process, for the float64 oracle (no torch here: the
+parent decides verdicts without importing the code under test)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Semantics:
+    """What the target computes on one process, for the float64 oracle."""
+
+    center_init: str = "first"  # "first": first batch center becomes the center; "zero": EMA from 0
+    cls_reduction: str = "mean_off_diagonal"  # or "sum_all_pairs" (sum over pairs of sample means)
