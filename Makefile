@@ -7,6 +7,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TORCH  ?= torch==2.13.0
+# The official DINOv2 losses, a real codebase the tests drive end to end. --no-deps: its
+# pins would pull torch 2.0, xformers and cuml.
+DINOV2 ?= dinov2==0.0.1.dev2
 XDIST  ?= -n 2 --dist loadgroup
 
 .PHONY: install test test-dist run bench lint selfcheck clean
@@ -17,6 +20,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv --system-site-packages $(VENV)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install "$(TORCH)"
 	$(BIN)/python -m pip install -e ".[dev]"
+	$(BIN)/python -m pip install --no-deps "$(DINOV2)"
 	touch $@
 
 test: $(STAMP)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from .. import kinds  # noqa: F401 - registers the case kinds before any case file is read
 from ..cases import Case, expand
 from ..errors import BackendUnavailable, UsageError
-
-CATALOGUE_ENV = "DINO_HARNESS_CASES"
+from ..paths import catalogue_dir
 
 
 def world_sizes_arg(text: str, backend: str) -> list[int]:
@@ -30,8 +28,7 @@ def case_paths(paths: Sequence[str] | None, subdir: str = "correctness") -> list
         if missing:
             raise UsageError(f"--cases: no such file or folder: {', '.join(missing)}")
         return [Path(p) for p in paths]
-    root = Path(os.environ.get(CATALOGUE_ENV, Path(__file__).resolve().parents[2] / "cases"))
-    return [root / subdir]
+    return [catalogue_dir(subdir)]
 
 
 def require_runnable(backend: str, world_sizes: Sequence[int]) -> None:
