@@ -27,8 +27,8 @@ import torch
 import torch.distributed as dist
 from seed_style import SeedCenter, seed_sinkhorn
 
-from harness.checks.comms_recorder import CollectiveRecorder
 from harness.losses import DINOv1Loss, sinkhorn_knopp
+from harness.runtime.collectives import CollectiveRecorder
 
 
 def _timed(fn) -> float:

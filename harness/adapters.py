@@ -13,7 +13,8 @@ Written against the published signatures, nothing downloaded:
   with ``ignore_diagonal=True``: the mean over off-diagonal pairs, like the seed), and
   ``softmax_center_teacher(teacher_output, teacher_temp, update_centers=True)``.
 
-Neither style has the seed's iBOT or DINOv2 combination, so those kinds are skipped.
+Neither style has the seed's iBOT or DINOv2 combination: the namespace :func:`adapt` returns
+has only ``DINOv1Loss`` and ``sinkhorn_knopp``, so the kinds that need more are skipped.
 """
 
 from __future__ import annotations
@@ -26,8 +27,6 @@ import torch.nn as nn
 
 from .errors import TargetError
 from .semantics import Semantics
-
-STYLE_KINDS = frozenset({"centering", "sinkhorn", "cls", "comms"})
 
 
 class StyleDINOLoss(nn.Module):
@@ -109,6 +108,5 @@ def adapt(api: str, module: ModuleType, impl: str) -> tuple[Any, Semantics]:
     semantics = Semantics(
         center_init="zero",
         cls_reduction="sum_all_pairs" if api == "dinov2" else "mean_off_diagonal",
-        kinds=STYLE_KINDS,
     )
     return namespace, semantics

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-ALL_KINDS = frozenset({"centering", "sinkhorn", "cls", "ibot", "dinov2", "comms"})
-
 
 @dataclass(frozen=True)
 class Semantics:
@@ -14,4 +12,3 @@ class Semantics:
 
     center_init: str = "first"  # "first": first batch center becomes the center; "zero": EMA from 0
     cls_reduction: str = "mean_off_diagonal"  # or "sum_all_pairs" (sum over pairs of sample means)
-    kinds: frozenset[str] = ALL_KINDS

@@ -42,9 +42,6 @@ class Target:
         self.api = api  # an object with the seed API names as attributes
         self.semantics = semantics
 
-    def supports(self, kind: str) -> bool:
-        return kind in self.semantics.kinds
-
     def describe(self) -> dict[str, Any]:
         return {"impl": self.spec.impl, "api": self.spec.api,
                 "file": getattr(self.module, "__file__", None)}

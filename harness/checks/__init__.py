@@ -1,1 +1,1 @@
-"""Each case kind's rank program and verifier, and the machinery they share."""
+"""The machinery the case kinds (``harness.kinds``) share: job, collect, closeness, oracle glue, runner."""

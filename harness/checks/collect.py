@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..compare import compare, rank_agreement, worst_of
 from ..results import Check
+from .closeness import compare, rank_agreement, worst_of
 
 
 class Checks:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..case import Case, shard
+from ..cases import Case, shard
 from ..targets import Target, TargetSpec, load_target
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -61,6 +61,17 @@ def to_torch(array: np.ndarray, dtype: str, device: torch.device) -> torch.Tenso
 def quantised(array: np.ndarray, dtype: str) -> np.ndarray:
     """The float64 values the target actually sees after the cast to ``dtype``."""
     return torch.tensor(array).to(DTYPES[dtype]).double().numpy()
+
+
+def num_samples_arg(convention: str, local_rows: int, global_rows: int,
+                    device: torch.device) -> int | torch.Tensor | None:
+    """The three ways callers pass Sinkhorn's sample count (the ``num_samples`` key); a
+    correct target gives the same answer."""
+    if convention == "global_int":
+        return global_rows
+    if convention == "local_tensor":
+        return torch.tensor(local_rows, device=device)
+    return None
 
 
 def to_host(value: Any) -> Any:

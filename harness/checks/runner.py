@@ -11,15 +11,18 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..case import Case
+from ..cases import Case
+from ..cases import kind as kinds
 from ..outcome import rank_failure_fields, verify_failure_fields
 from ..results import CaseResult
 from ..runtime import RankFailure
 from ..runtime.executor import Executor
 from ..targets import Target
-from . import comms
 from .job import Job
-from .programs import KINDS, PROGRAM
+
+#: What every rank runs: the case's kind program (harness.kinds registers the kinds and
+#: dispatches; named, not imported: the kinds sit above this package).
+PROGRAM = "harness.kinds:run"
 
 
 def run_case(case: Case, backend: str, world_size: int, executor: Executor, target: Target,
@@ -46,7 +49,7 @@ def run_case(case: Case, backend: str, world_size: int, executor: Executor, targ
         if case.expect_error:
             checks = _expected_error(case, ranks, single)
         else:
-            checks = KINDS[case.kind].verify(dist_job, target, ranks, single)
+            checks = kinds.get(case.kind).verify(dist_job, target, ranks, single)
     except Exception as exc:  # noqa: BLE001 - a target's odd output must not stop the run
         return result(**verify_failure_fields(exc, "verifying the outputs failed"))
     return result(status="pass" if all(check.passed for check in checks) else "fail",
@@ -55,11 +58,12 @@ def run_case(case: Case, backend: str, world_size: int, executor: Executor, targ
 
 def skip_reason(case: Case, target: Target) -> str | None:
     """Why this target cannot be asked this case at all (the same answer on every rank)."""
-    if not target.supports(case.kind):
+    kind = kinds.get(case.kind)
+    if kind.missing(target.api):
         return f"--api {target.spec.api} has no {case.kind} API"
     if case.expect_error and target.spec.api != "seed":
         return f"the expected {case.expect_error} is a seed-API contract, not the {target.spec.api} style's"
-    if case.kind == "comms" and (missing := comms.missing_api(case, target)):
+    if kind.calls_missing and (missing := kind.calls_missing(case, target.api)):
         return f"target cannot make: {', '.join(missing)}"
     return None
 

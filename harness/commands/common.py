@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..case import Case, expand
-from ..paths import catalogue_dir
+from .. import kinds  # noqa: F401 - registers the case kinds before any case file is read
+from ..cases import Case, expand
 from ..errors import BackendUnavailable, UsageError
+from ..paths import catalogue_dir
 
 
 def world_sizes_arg(text: str, backend: str) -> list[int]:

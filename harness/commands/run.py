@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from ..case import Case, load_cases
+from ..cases import Case, load_cases
 from ..checks.runner import run_all
 from ..outcome import exit_code_of
 from ..results import CaseResult

@@ -19,7 +19,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from ..case import load_cases
+from ..cases import load_cases
 from ..checks.runner import run_all
 from ..errors import UsageError
 from ..faults import FAULTS, catches, module_name

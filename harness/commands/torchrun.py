@@ -7,10 +7,9 @@ same plan, taking part in each multi-rank run and skipping what rank 0 skips.
 
 from __future__ import annotations
 
-from ..case import Case
+from ..cases import Case
 from ..checks.job import Job
-from ..checks.programs import PROGRAM
-from ..checks.runner import skip_reason
+from ..checks.runner import PROGRAM, skip_reason
 from ..runtime import RankFailure
 from ..runtime.executor import TorchrunExecutor
 from ..targets import Target

@@ -9,10 +9,12 @@ A file holds an optional ``[defaults]`` table, merged into every ``[[case]]`` ta
     name = "overlap-k65536"
     K = 65536
 
-Every problem is a :class:`harness.case.CaseError` (exit code 2) naming the file, the case
+Every problem is a :class:`harness.errors.CaseError` (exit code 2) naming the file, the case
 (its name, or ``case #N``, 1-based), the key, what was expected and what was found::
 
     cases/overlap/x.toml: case 'overlap-k65536': key 'K': expected an int >= 1, got 0
+
+Validation uses the correctness catalogue's kit (``harness.cases.validate``) and reader.
 
 Keys (default in brackets):
 
@@ -44,19 +46,17 @@ deadline_s          seconds one run (all ranks) may take, > 0 [300]
 
 from __future__ import annotations
 
-import difflib
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from harness.case import CaseError, load_unique, read_toml
+from ..cases import validate as v
+from ..cases.load import case_label, case_tables, load_unique, read_toml
+from ..cases.schema import BACKENDS, DTYPES
+from ..errors import CaseError
 
-DTYPES = ("float32", "bfloat16", "float16")
-BACKENDS = ("gloo", "nccl")
 MIN_ITERATIONS = 20
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 
 @dataclass(frozen=True)
@@ -118,109 +118,60 @@ class OverlapCase:
 
 
 # ----------------------------------------------------------------------------- validation
-
-class _Bad(Exception):
-    def __init__(self, key: str, expected: str, got: Any) -> None:
-        super().__init__(expected)
-        self.key = key
-        self.expected = expected
-        self.got = got
-
-
-def _got(value: Any) -> str:
-    if isinstance(value, bool):
-        return f"{str(value).lower()} (a boolean)"
-    if isinstance(value, str):
-        return repr(value)
-    if isinstance(value, Mapping):
-        return "a table"
-    if isinstance(value, list):
-        return f"a list {value!r}" if len(repr(value)) < 60 else "a list"
-    return repr(value)
-
-
-def _int(key: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise _Bad(key, f"an int >= {minimum}", value)
-    return int(value)
-
-
-def _positive(key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise _Bad(key, "a number > 0", value)
+@v.expecting("a number with 0 <= m < 1")
+def _momentum(key: str, value: Any) -> float:
+    if not v.is_num(value) or not 0 <= value < 1:
+        raise v.bad(key, "a number with 0 <= m < 1", value)
     return float(value)
 
 
-def _choice(key: str, value: Any, choices: Sequence[str]) -> str:
-    if not isinstance(value, str) or value not in choices:
-        raise _Bad(key, "one of " + ", ".join(repr(c) for c in choices), value)
+@v.expecting("a non-empty list of ints >= 1")
+def _sizes(key: str, value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list) or not value or not all(v.is_int(n) and n >= 1 for n in value):
+        raise v.bad(key, "a non-empty list of ints >= 1", value)
+    return tuple(dict.fromkeys(int(n) for n in value))
+
+
+@v.expecting("a non-empty list of 'gloo' | 'nccl'")
+def _backends(key: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value or any(b not in BACKENDS for b in value):
+        raise v.bad(key, "a non-empty list of 'gloo' | 'nccl'", value)
+    return tuple(dict.fromkeys(value))
+
+
+@v.expecting("'overlap' (correctness kinds belong in cases/correctness/)")
+def _kind(key: str, value: Any) -> str:
+    if value != "overlap":
+        raise v.bad(key, "'overlap' (correctness kinds belong in cases/correctness/)", value)
     return value
 
 
-def _validators() -> dict[str, Any]:
-    def momentum(key: str, v: Any) -> float:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
-            raise _Bad(key, "a number with 0 <= m < 1", v)
-        return float(v)
-
-    def text(key: str, v: Any) -> str:
-        if not isinstance(v, str):
-            raise _Bad(key, "a string", v)
-        return v
-
-    def sizes(key: str, v: Any) -> tuple[int, ...]:
-        if (not isinstance(v, list) or not v
-                or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in v)):
-            raise _Bad(key, "a non-empty list of ints >= 1", v)
-        return tuple(dict.fromkeys(int(n) for n in v))
-
-    def backends(key: str, v: Any) -> tuple[str, ...]:
-        if not isinstance(v, list) or not v or any(b not in BACKENDS for b in v):
-            raise _Bad(key, "a non-empty list of 'gloo' | 'nccl'", v)
-        return tuple(dict.fromkeys(v))
-
-    def boolean(key: str, v: Any) -> bool:
-        if not isinstance(v, bool):
-            raise _Bad(key, "true or false", v)
-        return v
-
-    def kind(key: str, v: Any) -> str:
-        if v != "overlap":
-            raise _Bad(key, "'overlap' (correctness kinds belong in cases/correctness/)", v)
-        return v
-
-    return {
-        "kind": kind,
-        "description": text,
-        "K": lambda k, v: _int(k, v, 1),
-        "in_dim": lambda k, v: _int(k, v, 1),
-        "hidden_dim": lambda k, v: _int(k, v, 1),
-        "bottleneck_dim": lambda k, v: _int(k, v, 1),
-        "views_student": lambda k, v: _int(k, v, 1),
-        "views_teacher": lambda k, v: _int(k, v, 1),
-        "batch_per_rank": lambda k, v: _int(k, v, 1),
-        "dtype": lambda k, v: _choice(k, v, DTYPES),
-        "teacher_dtype": lambda k, v: _choice(k, v, DTYPES),
-        "teacher_temp": _positive,
-        "student_temp": _positive,
-        "momentum": momentum,
-        "iterations": lambda k, v: _int(k, v, MIN_ITERATIONS),
-        "warmup": lambda k, v: _int(k, v, 1),
-        "world_sizes": sizes,
-        "backends": backends,
-        "quick": boolean,
-        "seed": lambda k, v: _int(k, v, 0),
-        "deadline_s": _positive,
-    }
-
-
-_VALIDATORS = _validators()
+_DIM = v.v_int(1)
+_POSITIVE = v.v_num(0.0, lo_open=True)
+_VALIDATORS: dict[str, v.Validator] = {
+    "kind": _kind,
+    "description": v.v_str,
+    "K": _DIM,
+    "in_dim": _DIM,
+    "hidden_dim": _DIM,
+    "bottleneck_dim": _DIM,
+    "views_student": _DIM,
+    "views_teacher": _DIM,
+    "batch_per_rank": _DIM,
+    "dtype": v.v_enum(DTYPES),
+    "teacher_dtype": v.v_enum(DTYPES),
+    "teacher_temp": _POSITIVE,
+    "student_temp": _POSITIVE,
+    "momentum": _momentum,
+    "iterations": v.v_int(MIN_ITERATIONS),
+    "warmup": _DIM,
+    "world_sizes": _sizes,
+    "backends": _backends,
+    "quick": v.v_bool,
+    "seed": v.v_int(0),
+    "deadline_s": _POSITIVE,
+}
 KEYS = ("name", *_VALIDATORS)
-
-
-def _did_you_mean(key: str, known: Iterable[str]) -> str:
-    close = difflib.get_close_matches(key, list(known), n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _where(source: str, label: str | None) -> str:
@@ -231,52 +182,32 @@ def _validate_table(table: Mapping[str, Any], source: str, label: str | None,
                     case_name: str | None, *, allow_name: bool) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in table.items():
-        if key == "name":
-            if not allow_name:
-                raise CaseError(f"{_where(source, label)}key 'name': expected no 'name' in "
-                                "[defaults] (every case needs its own), got "
-                                f"{_got(value)}", file=source, case=case_name, key=key)
-            continue
-        if key not in _VALIDATORS:
-            raise CaseError(f"{_where(source, label)}key {key!r}: unknown key"
-                            f"{_did_you_mean(key, KEYS)}", file=source, case=case_name, key=key)
         try:
+            if key == "name":
+                if not allow_name:
+                    raise v.Bad(key, "expected no 'name' in [defaults] (every case needs its "
+                                f"own), got {v.got(value)}")
+                continue
+            if key not in _VALIDATORS:
+                raise v.unknown(key, KEYS)
             out[key] = _VALIDATORS[key](key, value)
-        except _Bad as bad:
-            raise CaseError(f"{_where(source, label)}key {bad.key!r}: expected {bad.expected}, "
-                            f"got {_got(bad.got)}", file=source, case=case_name,
-                            key=bad.key) from None
+        except v.Bad as bad:
+            raise CaseError(f"{_where(source, label)}key {bad.key!r}: {bad.problem}",
+                            file=source, case=case_name, key=bad.key) from None
     return out
 
 
 def _load_file(path: Path) -> list[OverlapCase]:
     source = str(path)
-    doc = read_toml(path)
-    for key in doc:
-        if key not in ("defaults", "case"):
-            raise CaseError(f"{source}: key {key!r}: unknown top-level key, expected only a "
-                            f"[defaults] table and [[case]] tables"
-                            f"{_did_you_mean(key, ('defaults', 'case'))}", file=source, key=key)
-    raw_defaults = doc.get("defaults", {})
-    if not isinstance(raw_defaults, dict):
-        raise CaseError(f"{source}: key 'defaults': expected a table [defaults], got "
-                        f"{_got(raw_defaults)}", file=source, key="defaults")
+    raw_defaults, raw_cases = case_tables(read_toml(path), source)
     defaults = _validate_table(raw_defaults, source, "[defaults]", None, allow_name=False)
-    raw_cases = doc.get("case")
-    if raw_cases is None:
-        raise CaseError(f"{source}: key 'case': expected one or more [[case]] tables, got none",
-                        file=source, key="case")
-    if not isinstance(raw_cases, list) or not all(isinstance(c, dict) for c in raw_cases):
-        raise CaseError(f"{source}: key 'case': expected [[case]] tables, got "
-                        f"{_got(raw_cases)}", file=source, key="case")
     cases = []
-    for i, raw in enumerate(raw_cases, start=1):
-        name = raw.get("name")
-        label = f"case {name!r}" if isinstance(name, str) and name else f"case #{i}"
-        if not isinstance(name, str) or not _NAME_RE.match(name):
+    for index, raw in enumerate(raw_cases):
+        case, label = case_label(raw, index)
+        name = raw.get("name", v.MISSING)
+        if not isinstance(name, str) or not v.NAME_RE.match(name):
             raise CaseError(f"{source}: {label}: key 'name': expected a name of letters, digits "
-                            f"and -_. (starting with a letter or digit), got "
-                            f"{_got(name) if name is not None else 'nothing'}",
+                            f"and -_. (starting with a letter or digit), got {v.got(name)}",
                             file=source, case=name if isinstance(name, str) else None, key="name")
         values = dict(defaults)
         values.update(_validate_table(raw, source, label, name, allow_name=True))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.case import default_catalogue_dir, expand, load_cases
+import harness.kinds  # noqa: F401 - registers the case kinds
+from harness.cases import default_catalogue_dir, expand, load_cases
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

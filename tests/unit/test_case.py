@@ -1,4 +1,4 @@
-"""harness.case: loading and validating case files, deterministic data, sharding, expansion."""
+"""harness.cases: loading and validating case files, deterministic data, sharding, expansion."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.case import (
-    KINDS,
+from harness.cases import (
     QUANTITIES,
     Case,
     CaseError,
@@ -24,6 +23,7 @@ from harness.case import (
     round_to_dtype,
     shard,
 )
+from harness.kinds import KINDS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -546,7 +546,8 @@ def test_round_to_dtype_bfloat16_rounds_to_nearest_even() -> None:
 
 _SEED_SCRIPT = """
 import hashlib, json, sys
-from harness.case import Case, default_seed, load_cases, default_catalogue_dir
+import harness.kinds  # registers the case kinds
+from harness.cases import Case, default_seed, load_cases, default_catalogue_dir
 c = Case.from_dict({"name": "sinkhorn-seed-probe", "kind": "sinkhorn", "K": 16,
                     "batch_per_rank": [3, 1], "logits": {"sample_offset": 1.0}})
 cases = {x.name: x.seed for x in load_cases([default_catalogue_dir()])}
@@ -601,7 +602,7 @@ def test_tolerance_defaults_by_dtype_and_magnitude() -> None:
 
 
 def test_tolerances_separate_noise_from_planted_faults(catalogue: list[Case]) -> None:
-    """The measured float32 noise (harness/case.py comments) passes every default tolerance
+    """The measured float32 noise (harness/cases/tolerances.py) passes every default tolerance
     with margin; the smallest planted-fault error fails every one."""
     for c in catalogue:
         if c.tolerances:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.case import CaseError
+from harness.errors import CaseError
 from harness.overlap.cases import (
     MIN_ITERATIONS,
     OverlapCase,

@@ -7,27 +7,40 @@ Each step uses the center built from the steps before it (one-step lag): the pro
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from .. import golden
-from ..case import shard
-from ..runtime import RankContext
-from ..targets import Target
-from . import oracle
-from .collect import Checks
-from .job import Job, quantised, to_host, to_torch
+from ..cases import shard
+from ..cases.kind import Kind, Tensor
+from ..cases.validate import Bad, got
+from ..checks import oracle
+from ..checks.collect import Checks
+
+if TYPE_CHECKING:
+    from ..checks.job import Job
+    from ..runtime import RankContext
+    from ..targets import Target
 
 BATCH_AXIS = -2  # [steps, micro, T, B, K] or, with teacher_2d, [steps, micro, N, K]
 
 
-def _center(loss: Any) -> np.ndarray | None:
-    center = loss.center
-    return None if center is None else to_host(center).reshape(-1)
+def _lead(case: Any) -> tuple[int, ...]:
+    lead = (case.steps, case.updates_per_apply)
+    return lead if case.teacher_2d else (*lead, case.views_teacher)
+
+
+def _check(values: dict[str, Any], explicit: dict[str, Any]) -> None:
+    if values["teacher_2d"] and "views_teacher" in explicit:
+        raise Bad("views_teacher", "expected no 'views_teacher' with teacher_2d = true (the teacher "
+                  f"is [N, K] rows; batch_per_rank counts rows), got {got(explicit['views_teacher'])}")
 
 
 def rank_program(ctx: RankContext, job: Job) -> dict[str, Any]:
+    from ..checks.job import to_host, to_torch  # torch: on the ranks only
+
+    def center_of(loss: Any) -> Any:
+        return None if loss.center is None else to_host(loss.center).reshape(-1)
+
     case, api = job.case, job.target_api().api
     local = job.local(job.data()["teacher"], case.batch_sizes(job.world_size), ctx.rank, BATCH_AXIS)
     loss = api.DINOv1Loss(temperature_student=case.student_temp, center_momentum=case.momentum)
@@ -36,15 +49,17 @@ def rank_program(ctx: RankContext, job: Job) -> dict[str, Any]:
         micro = [to_torch(local[step, u], case.teacher_dtype, ctx.device)
                  for u in range(case.updates_per_apply)]
         probs.append(to_host(loss.softmax_center_teacher(micro[0], case.teacher_temp)))
-        centers.append(_center(loss))
+        centers.append(center_of(loss))
         for batch in micro:
             loss.update_center(batch)
     loss.apply_center_update()
-    centers.append(_center(loss))
+    centers.append(center_of(loss))
     return {"probs": probs, "centers": centers}
 
 
 def verify(job: Job, target: Target, ranks: list[dict], single: dict) -> list[Any]:
+    from ..checks.job import quantised  # torch
+
     case = job.case
     checks = Checks()
     sizes = case.batch_sizes(job.world_size)
@@ -73,3 +88,16 @@ def verify(job: Job, target: Target, ranks: list[dict], single: dict) -> list[An
         checks.add("probs", "single_vs_oracle", single["probs"][step], want, tol_p,
                    detail=f"step {step}")
     return checks.result()
+
+
+KIND = Kind(
+    name="centering",
+    order=0,
+    keys=frozenset({"views_teacher", "batch_per_rank", "momentum", "steps", "updates_per_apply",
+                    "teacher_2d"}),
+    tensors={"teacher": Tensor(1, "batch", "teacher", _lead)},
+    needs=("DINOv1Loss",),
+    rank_program=rank_program,
+    verify=verify,
+    check=_check,
+)

@@ -2,29 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from .. import golden
-from ..case import shard
-from ..runtime import RankContext
-from ..targets import Target
-from .collect import Checks
-from .job import Job, quantised, to_host, to_torch
+from ..cases import shard
+from ..cases.kind import Kind, Tensor
+from ..checks.collect import Checks
 
-
-def num_samples_arg(convention: str, local_rows: int, global_rows: int,
-                    device: torch.device) -> int | torch.Tensor | None:
-    """The three ways callers pass the sample count; a correct target gives the same answer."""
-    if convention == "global_int":
-        return global_rows
-    if convention == "local_tensor":
-        return torch.tensor(local_rows, device=device)
-    return None
+if TYPE_CHECKING:
+    from ..checks.job import Job
+    from ..runtime import RankContext
+    from ..targets import Target
 
 
 def rank_program(ctx: RankContext, job: Job) -> dict[str, Any]:
+    from ..checks.job import num_samples_arg, to_host, to_torch  # torch: on the ranks only
+
     case, api = job.case, job.target_api().api
     sizes = case.batch_sizes(job.world_size)
     local = to_torch(job.local(job.data()["teacher"], sizes, ctx.rank, 0), case.teacher_dtype,
@@ -35,6 +28,8 @@ def rank_program(ctx: RankContext, job: Job) -> dict[str, Any]:
 
 
 def verify(job: Job, target: Target, ranks: list[dict], single: dict) -> list[Any]:
+    from ..checks.job import quantised  # torch
+
     case = job.case
     checks = Checks()
     tol = case.tolerance("sinkhorn")
@@ -46,3 +41,14 @@ def verify(job: Job, target: Target, ranks: list[dict], single: dict) -> list[An
     checks.add("sinkhorn", "single_vs_oracle", single["q"],
                golden.sinkhorn(logits, case.teacher_temp, case.n_iterations), tol)
     return checks.result()
+
+
+KIND = Kind(
+    name="sinkhorn",
+    order=1,
+    keys=frozenset({"batch_per_rank", "n_iterations", "num_samples"}),
+    tensors={"teacher": Tensor(1, "batch", "teacher")},
+    needs=("sinkhorn_knopp",),
+    rank_program=rank_program,
+    verify=verify,
+)

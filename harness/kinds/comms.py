@@ -3,16 +3,16 @@ size), and no call may exceed the case's budget (``comms`` table of the case fil
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+from ..cases.kind import Kind
+from ..checks.collect import Checks
+from ._losses import CLS_KEYS, CLS_TENSORS, PATCH_KEYS, PATCH_TENSORS, SINKHORN_KEYS, STUDENT_KEYS
 
-from ..runtime import RankContext
-from ..runtime.collectives import CollectiveRecorder
-from ..targets import Target
-from .collect import Checks
-from .job import Job, to_torch
-from .sinkhorn import num_samples_arg
+if TYPE_CHECKING:
+    from ..checks.job import Job
+    from ..runtime import RankContext
+    from ..targets import Target
 
 # API calls that need a seed-API name beyond DINOv1Loss / sinkhorn_knopp.
 CALL_NEEDS = {"ibot_sinkhorn_knopp_teacher": "iBOTPatchLoss", "ibot_forward": "iBOTPatchLoss",
@@ -24,13 +24,18 @@ ORDER = ("softmax_center_teacher", "dino_forward", "update_center", "apply_cente
          "ibot_forward", "dinov2_forward")
 
 
-def missing_api(case: Any, target: Target) -> list[str]:
+def missing_api(case: Any, api: Any) -> list[str]:
     """The case's calls this target cannot make (the DINOv2/DINOv3 styles have no iBOT)."""
     return [f"{call} needs {name}" for call in case.comms
-            if (name := CALL_NEEDS.get(call)) and not hasattr(target.api, name)]
+            if (name := CALL_NEEDS.get(call)) and not hasattr(api, name)]
 
 
 def rank_program(ctx: RankContext, job: Job) -> dict[str, Any]:
+    import torch  # on the ranks only
+
+    from ..checks.job import num_samples_arg, to_torch
+    from ..runtime.collectives import CollectiveRecorder
+
     case, api = job.case, job.target_api().api
     world = job.world_size
     local = {name: to_torch(job.local(array, case.shard_sizes(name, world), ctx.rank,
@@ -108,3 +113,15 @@ def _fmt(call: tuple) -> str:
 
 def _fmt_at(calls: list[tuple], index: int) -> str:
     return _fmt(calls[index]) if index < len(calls) else "nothing"
+
+
+KIND = Kind(
+    name="comms",
+    order=5,
+    keys=CLS_KEYS | PATCH_KEYS | STUDENT_KEYS | SINKHORN_KEYS | {"momentum", "comms"},
+    tensors={**CLS_TENSORS, **PATCH_TENSORS},
+    needs=("DINOv1Loss", "sinkhorn_knopp"),
+    rank_program=rank_program,
+    verify=verify,
+    calls_missing=missing_api,
+)

@@ -1,4 +1,4 @@
-"""Error metrics and verdicts: one `Check` per compared quantity.
+"""How close actual is to expected: element error metrics and one `Check` verdict per quantity.
 
 The rule, for every element: ``|actual - expected| <= tolerance * max(1, |expected|)``
 -- absolute for values below 1 (probabilities, centers near 0), relative above (losses,
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .results import Check
+from ..results import Check
 
 
 def to_numpy(value: Any) -> np.ndarray:

@@ -1,0 +1,184 @@
+"""What the loss kinds (cls, ibot, dinov2) share: their tensors, program and verifier.
+
+The mean over ranks of the local losses must equal the single-process loss, and
+``grad(local loss) / world_size`` must equal the rank's slice of the single-process
+gradient -- DDP averages gradients, so this is what training actually optimises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .. import golden
+from ..cases import shard
+from ..cases.kind import Kind, Tensor
+from ..cases.schema import KEYS
+from ..cases.validate import Bad, got
+from ..checks import oracle
+from ..checks.collect import Checks
+
+if TYPE_CHECKING:
+    from ..checks.job import Job
+    from ..runtime import RankContext
+    from ..targets import Target
+
+#: The generated tensors of the loss inputs (their ids key the data's random streams).
+CLS_TENSORS = {
+    "student": Tensor(2, "batch", "student", lambda case: (case.views_student,)),
+    "teacher_logits": Tensor(3, "batch", "teacher", lambda case: (case.views_teacher,)),
+}
+PATCH_TENSORS = {
+    "student_patch": Tensor(4, "masked", "student"),
+    "teacher_patch_logits": Tensor(5, "masked", "teacher"),
+}
+CLS_KEYS = frozenset({"views_student", "views_teacher", "batch_per_rank"})
+PATCH_KEYS = frozenset({"masked_per_rank"})
+SINKHORN_KEYS = frozenset({"n_iterations", "num_samples"})
+STUDENT_KEYS = frozenset({"student_dtype", "student_temp"})
+
+
+@dataclass(frozen=True)
+class Part:
+    """One loss term: its (student, teacher logits) tensors, and the key of its weight."""
+
+    student: str
+    teacher: str
+    weight_key: str | None = None
+
+    def weight(self, case: Any) -> float:
+        return getattr(case, self.weight_key) if self.weight_key else 1.0
+
+
+def cls_bound(case: Any) -> Iterable[float]:
+    """``T / (student_temp * pairs * B)``, B the smallest non-zero global count."""
+    if case.n_pairs:
+        b = min((n for w in case.world_sizes if (n := sum(case.batch_sizes(w)))), default=1)
+        yield case.views_teacher / (case.student_temp * case.n_pairs * b)
+
+
+def patch_bound(case: Any) -> Iterable[float]:
+    """``1 / (student_temp * M)``, M the smallest non-zero global count."""
+    m = min((n for w in case.world_sizes if (n := sum(case.masked_counts(w)))), default=1)
+    yield 1.0 / (case.student_temp * m)
+
+
+def _softmax_rule(values: dict[str, Any], explicit: dict[str, Any]) -> None:
+    if values["teacher_norm"] == "softmax":
+        for key in sorted(SINKHORN_KEYS):
+            if key in explicit:
+                raise Bad(key, f"expected no {key!r} with teacher_norm = 'softmax' (no Sinkhorn "
+                          f"runs), got {got(explicit[key])}")
+            values[key] = KEYS[key].default  # a [defaults] value does not apply either
+
+
+def loss_kind(name: str, order: int, parts: dict[str, Part], needs: str,
+              make_loss: Callable[[Any, Any], Any],
+              bounds: dict[str, Callable[[Any], Iterable[float]]]) -> Kind:
+    """A loss kind: ``make_loss(api, case)`` builds the loss module; its forward takes
+    (student, teacher probs) of every part in order."""
+    tensors = {**(CLS_TENSORS if "cls" in parts else {}), **(PATCH_TENSORS if "patch" in parts else {})}
+    keys = STUDENT_KEYS | SINKHORN_KEYS | {"teacher_norm"}
+    keys |= (CLS_KEYS if "cls" in parts else frozenset()) | (PATCH_KEYS if "patch" in parts else frozenset())
+    keys |= {p.weight_key for p in parts.values() if p.weight_key}
+
+    def rank_program(ctx: RankContext, job: Job) -> dict[str, Any]:
+        return _rank_program(ctx, job, parts, make_loss)
+
+    def verify(job: Job, target: Target, ranks: list[dict], single: dict) -> list[Any]:
+        return _verify(job, target, ranks, single, parts)
+
+    def grad_bounds(case: Any) -> Iterable[float]:
+        for part, bound in bounds.items():
+            yield from (abs(parts[part].weight(case)) * b for b in bound(case))
+
+    return Kind(name=name, order=order, keys=frozenset(keys), tensors=tensors,
+                needs=(needs, "sinkhorn_knopp"), rank_program=rank_program, verify=verify,
+                grad_bounds=grad_bounds, check=_softmax_rule)
+
+
+def _leaf(job: Job, api: Any, rank: int, device: Any, part: Part) -> tuple[Any, Any]:
+    """(student logits requiring grad, teacher probs) of this rank's shard of one input."""
+    import torch
+
+    from ..checks.job import num_samples_arg, to_torch
+
+    case, data = job.case, job.data()
+    sizes = case.shard_sizes(part.student, job.world_size)
+    axis = case.sample_axis(part.student)
+    student = to_torch(job.local(data[part.student], sizes, rank, axis), case.student_dtype, device)
+    teacher = to_torch(job.local(data[part.teacher], sizes, rank, axis), case.teacher_dtype, device)
+    if case.teacher_norm == "softmax":
+        probs = torch.softmax(teacher.float() / case.teacher_temp, dim=-1)
+    else:  # Sinkhorn over every view's rows of every rank, as DINOv2 training does
+        rows = teacher.reshape(-1, teacher.shape[-1])
+        views = teacher.shape[0] if axis == 1 else 1  # [T, B, K] CLS or [M, K] patches
+        global_rows = sum(sizes) * views
+        num_samples = num_samples_arg(case.num_samples, rows.shape[0], global_rows, device)
+        probs = api.sinkhorn_knopp(rows, case.teacher_temp, num_samples,
+                                   case.n_iterations).reshape(teacher.shape)
+    return student.requires_grad_(True), probs
+
+
+def _rank_program(ctx: RankContext, job: Job, parts: dict[str, Part],
+                  make_loss: Callable[[Any, Any], Any]) -> dict[str, Any]:
+    from ..checks.job import to_host  # torch: on the ranks only
+
+    case, api = job.case, job.target_api().api
+    inputs = {name: _leaf(job, api, ctx.rank, ctx.device, part) for name, part in parts.items()}
+    loss = make_loss(api, case)(*[tensor for name in parts for tensor in inputs[name]])
+    loss.backward()
+    return {"loss": float(loss.detach().float().item()),
+            "grads": {name: to_host(inputs[name][0].grad) if inputs[name][0].grad is not None
+                      else np.zeros(inputs[name][0].shape) for name in parts}}
+
+
+def _expected(job: Job, target: Target, parts: dict[str, Part]) -> tuple[float, dict[str, np.ndarray]]:
+    from ..checks.job import quantised  # torch
+
+    case, data = job.case, job.data()
+    arrays = {}
+    for name, part in parts.items():
+        student = quantised(data[part.student], case.student_dtype)
+        logits = quantised(data[part.teacher], case.teacher_dtype)
+        if case.teacher_norm == "softmax":
+            teacher = golden.softmax(logits / case.teacher_temp)
+        else:
+            rows = logits.reshape(-1, logits.shape[-1])
+            teacher = golden.sinkhorn(rows, case.teacher_temp, case.n_iterations).reshape(logits.shape)
+        arrays[name] = (student, teacher)
+    loss, grads = 0.0, {}
+    if "cls" in arrays:
+        cls_loss, cls_grad = oracle.cls_loss(*arrays["cls"], case.student_temp, target.semantics)
+        weight = parts["cls"].weight(case)
+        loss, grads["cls"] = loss + weight * cls_loss, weight * cls_grad
+    if "patch" in arrays:
+        weight = parts["patch"].weight(case)
+        loss += weight * golden.ibot_loss(*arrays["patch"], case.student_temp)
+        grads["patch"] = weight * golden.ibot_loss_grad(*arrays["patch"], case.student_temp)
+    return loss, grads
+
+
+def _verify(job: Job, target: Target, ranks: list[dict], single: dict,
+            parts: dict[str, Part]) -> list[Any]:
+    case, world = job.case, job.world_size
+    checks = Checks()
+    tol_loss, tol_grad = case.tolerance("loss"), case.tolerance("grad")
+    mean_loss = float(np.mean([r["loss"] for r in ranks]))
+    checks.add("loss", "dist_vs_single", mean_loss, single["loss"], tol_loss,
+               detail="mean over ranks of the local losses")
+    for name, part in parts.items():
+        sizes = case.shard_sizes(part.student, world)
+        axis = case.sample_axis(part.student)
+        for rank, out in enumerate(ranks):
+            checks.add(f"grad_{name}", "dist_vs_single", out["grads"][name] / world,
+                       shard(single["grads"][name], sizes, rank, axis), tol_grad, rank=rank,
+                       detail="grad(local loss) / world_size vs the rank's slice")
+    loss, grads = _expected(job, target, parts)
+    checks.add("loss", "single_vs_oracle", single["loss"], loss, tol_loss)
+    for name, grad in grads.items():
+        checks.add(f"grad_{name}", "single_vs_oracle", single["grads"][name], grad, tol_grad)
+    return checks.result()

@@ -1,0 +1,11 @@
+"""The masked-patch loss (``iBOTPatchLoss``) and its gradient under the DDP rule."""
+
+from __future__ import annotations
+
+from ._losses import Part, loss_kind, patch_bound
+
+KIND = loss_kind(
+    "ibot", 3, {"patch": Part("student_patch", "teacher_patch_logits")}, "iBOTPatchLoss",
+    lambda api, case: api.iBOTPatchLoss(student_temp=case.student_temp),
+    {"patch": patch_bound},
+)
