@@ -1,5 +1,5 @@
 """Reports of a run: the crash-safe JSONL stream and report.json, the rich console
-summary and live view, Markdown and self-contained HTML, and baseline comparison.
+summary and live view, Markdown and self-contained HTML, and the baseline comparison.
 
 One concern per module:
 
@@ -11,7 +11,7 @@ One concern per module:
 ``live``           :class:`LiveView` (rich Live, or plain lines in CI)
 ``markdown``       :func:`to_markdown`
 ``html``           :func:`to_html` (pictures from ``charts``)
-``compare``        :func:`compare_reports` → :class:`Comparison`
+``baseline``       :func:`compare_reports` → :class:`Comparison`
 ``commands``       :func:`report_command`, :func:`compare_command` for the CLI
 ``fmt``            number/ratio/duration formatting shared by all of them
 =================  ==========================================================
@@ -19,8 +19,8 @@ One concern per module:
 The HTML module imports matplotlib lazily (only when a picture is drawn).
 """
 
+from .baseline import Comparison, compare_reports, comparison_table, render_comparison
 from .commands import compare_command, report_command
-from .compare import Comparison, compare_reports, comparison_table, render_comparison
 from .console import render_report, report_renderable
 from .environment import collect_environment, describe_target
 from .fmt import format_ratio, result_line, worst_ratio

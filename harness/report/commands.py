@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.text import Text
 
 from ..outcome import exit_code_of
-from .compare import compare_reports, render_comparison
+from .baseline import compare_reports, render_comparison
 from .console import render_report
 from .html import to_html
 from .load import ReportError, load_report

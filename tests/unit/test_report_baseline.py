@@ -1,4 +1,4 @@
-"""compare_reports: new failures, fixed, missing/added, overlap regressions with intervals."""
+"""compare_reports (harness.report.baseline): new failures, fixed, missing/added, overlap regressions with intervals."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.console import Console
 
 from harness.report import compare_command, compare_reports, render_comparison
-from harness.report.compare import NO_INTERVAL_REL_TOL
+from harness.report.baseline import NO_INTERVAL_REL_TOL
 from harness.report.fmt import summary_of
 from harness.report.samples import sample_report
 

@@ -1,4 +1,4 @@
-"""Compare a new report with a baseline.
+"""The baseline comparison: a new report against a baseline report (`dino-harness compare`).
 
 Results are matched by ``(case, backend, world_size)``; an overlap result that carries
 ``prototypes`` (one case swept over several K) is also told apart by its K, so
