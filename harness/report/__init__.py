@@ -6,8 +6,10 @@ One concern per module:
 =================  ==========================================================
 ``run_writer``     :class:`RunWriter` (results.jsonl + atomic report.json, latest)
 ``environment``    :func:`collect_environment`, :func:`describe_target`
-``load``           :func:`load_report` (report.json / run folder / latest), ReportError
-``console``        :func:`render_report` (rich)
+``model``          :class:`Report` (typed, ``to_json``/``from_json``) and its sections
+``load``           :func:`load_report` (report.json / run folder / latest) → Report
+``sections``       the section builders: typed report → what every format shows
+``console``        :func:`render_report` (rich), formats the sections
 ``live``           :class:`LiveView` (rich Live, or plain lines in CI)
 ``markdown``       :func:`to_markdown`
 ``html``           :func:`to_html` (pictures from ``charts``)
@@ -28,14 +30,18 @@ from .html import to_html
 from .live import LiveView
 from .load import ReportError, ReportWarning, load_report
 from .markdown import to_markdown
+from .model import BenchSection, Report, SelfcheckSection
 from .run_writer import RunWriter, new_run_id, write_json
 
 __all__ = [
+    "BenchSection",
     "Comparison",
     "LiveView",
     "ReportError",
     "ReportWarning",
+    "Report",
     "RunWriter",
+    "SelfcheckSection",
     "collect_environment",
     "compare_command",
     "compare_reports",
