@@ -1,16 +1,22 @@
 """The result model shared by the checks, the runtime, the CLI and the reports.
 
-These dataclasses serialise to exactly the report schema of DESIGN.md §4 (schema 1):
-fields may be added, never renamed.
+These dataclasses serialise to exactly the report schema (schema 1): fields may be added,
+never renamed. ``from_json`` reads what ``to_json`` wrote, from this version or another:
+non-finite floats stored as "nan"/"inf"/"-inf" come back as floats, a missing optional
+field gets its default, and a field this version does not know is kept in ``extra`` and
+written back unchanged.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 Status = Literal["pass", "fail", "error", "skip"]
 SCHEMA_VERSION = 1
+NONFINITE = ("nan", "inf", "-inf")
 
 
 @dataclass
@@ -31,9 +37,22 @@ class Check:
     ratio: float | None = None  # worst error / tolerance
     nonfinite: int = 0  # count of NaN/inf in the actual values where the expected is finite
     detail: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)  # fields of another version
 
     def to_json(self) -> dict[str, Any]:
-        return _finite_json(asdict(self))
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        out.update(self.extra)
+        return _finite_json(out)
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Check:
+        known = _known(cls)
+        values = {k: _from_json_float(v) for k, v in d.items() if k in known}
+        values.setdefault("name", "?")
+        for k in ("max_abs_err", "max_rel_err", "tolerance"):
+            values.setdefault(k, math.nan)
+        values["passed"] = bool(values.get("passed", False))
+        return cls(**values, extra={k: v for k, v in d.items() if k not in known})
 
 
 @dataclass
@@ -46,9 +65,21 @@ class RankError:
     traceback: str = ""
     exit_code: int | None = None
     signal: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # fields of another version
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        out.update(self.extra)
+        return out
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> RankError:
+        known = _known(cls)
+        values = {k: v for k, v in d.items() if k in known}
+        values.setdefault("rank", -1)
+        values.setdefault("type", "?")
+        values.setdefault("message", "")
+        return cls(**values, extra={k: v for k, v in d.items() if k not in known})
 
 
 @dataclass
@@ -71,6 +102,12 @@ class CaseResult:
     def test_id(self) -> str:
         return f"{self.case}[{self.backend}-ws{self.world_size}]"
 
+    @property
+    def failure(self) -> str | None:
+        """Why a case produced no checks (``harness.outcome.Failure``), if it says."""
+        value = self.extra.get("failure")
+        return str(value) if value is not None else None
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "case": self.case,
@@ -92,25 +129,21 @@ class CaseResult:
         return out
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> CaseResult:
+    def from_json(cls, d: Mapping[str, Any]) -> CaseResult:
         known = {"case", "kind", "backend", "world_size", "status", "duration_s", "checks",
                  "error", "rank_errors", "skip_reason", "metrics"}
-        check_fields = Check.__dataclass_fields__
-        error_fields = RankError.__dataclass_fields__
-
-        def error(e: dict[str, Any]) -> RankError:
-            return RankError(**{k: v for k, v in e.items() if k in error_fields})
-
+        metrics = d.get("metrics")
         return cls(
-            case=d["case"], kind=d["kind"], backend=d["backend"],
-            world_size=int(d["world_size"]), status=d["status"],
-            duration_s=float(d.get("duration_s", 0.0)),
-            checks=[Check(**{k: _from_json_float(v) for k, v in c.items() if k in check_fields})
-                    for c in d.get("checks", [])],
-            error=error(d["error"]) if d.get("error") else None,
-            rank_errors=[error(e) for e in d.get("rank_errors", [])],
+            case=str(d["case"]), kind=str(d.get("kind", "?")), backend=str(d.get("backend", "?")),
+            world_size=_int(d.get("world_size")), status=d["status"],
+            duration_s=_float(d.get("duration_s")),
+            checks=[Check.from_json(c) for c in d.get("checks") or [] if isinstance(c, Mapping)],
+            error=RankError.from_json(d["error"]) if isinstance(d.get("error"), Mapping) else None,
+            rank_errors=[RankError.from_json(e) for e in d.get("rank_errors") or []
+                         if isinstance(e, Mapping)],
             skip_reason=d.get("skip_reason"),
-            metrics=d.get("metrics"),
+            metrics={k: _from_json_float(v) for k, v in metrics.items()}
+            if isinstance(metrics, Mapping) else None,
             extra={k: v for k, v in d.items() if k not in known},
         )
 
@@ -119,20 +152,44 @@ def summarise(results: list[CaseResult]) -> dict[str, int]:
     counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
     key = {"pass": "passed", "fail": "failed", "error": "errors", "skip": "skipped"}
     for r in results:
-        counts[key[r.status]] += 1
+        counts[key.get(r.status, "errors")] += 1
     return counts
 
 
+def json_safe(value: Any) -> Any:
+    """Non-finite floats → "nan"/"inf"/"-inf", recursively: JSON has no inf/NaN, and every
+    reader must be able to parse the file."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def _known(cls: type) -> set[str]:
+    return {f.name for f in fields(cls)} - {"extra"}
+
+
+def _int(value: Any, default: int = 0) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
+
+
 def _from_json_float(value: Any) -> Any:
-    return float(value) if value in ("nan", "inf", "-inf") else value
+    return float(value) if isinstance(value, str) and value in NONFINITE else value
 
 
 def _finite_json(d: dict[str, Any]) -> dict[str, Any]:
     """JSON has no inf/NaN: write them as strings so that every reader can parse the file."""
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
-            out[k] = "nan" if v != v else ("inf" if v > 0 else "-inf")
-        else:
-            out[k] = v
-    return out
+    return {k: json_safe(v) if isinstance(v, float) else v for k, v in d.items()}

@@ -51,7 +51,6 @@ def execute(plan: list[tuple[Case, str, int]], executor, target: Target,
         RunWriter,
         collect_environment,
         describe_target,
-        load_report,
         render_report,
         write_json,
     )
@@ -71,13 +70,12 @@ def execute(plan: list[tuple[Case, str, int]], executor, target: Target,
 
         results = run_all(plan, executor, target, timeout_s=args.timeout, on_start=started,
                           on_result=finished)
-    report_path = writer.finish()
-    report = load_report(report_path)
+    report = writer.finish_report()  # the typed report just written: no read-back from disk
     if args.json:
         write_json(Path(args.json), report)
     console = Console(stderr=False)
     render_report(report, console)
-    console.print(f"report: {report_path}")
+    console.print(f"report: {writer.report_path}")
     return exit_code_of(results)
 
 

@@ -1,17 +1,19 @@
 """Reports of a run: the crash-safe JSONL stream and report.json, the rich console
-summary and live view, Markdown and self-contained HTML, and baseline comparison.
+summary and live view, Markdown and self-contained HTML, and the baseline comparison.
 
 One concern per module:
 
 =================  ==========================================================
 ``run_writer``     :class:`RunWriter` (results.jsonl + atomic report.json, latest)
 ``environment``    :func:`collect_environment`, :func:`describe_target`
-``load``           :func:`load_report` (report.json / run folder / latest), ReportError
-``console``        :func:`render_report` (rich)
+``model``          :class:`Report` (typed, ``to_json``/``from_json``) and its sections
+``load``           :func:`load_report` (report.json / run folder / latest) → Report
+``sections``       the section builders: typed report → what every format shows
+``console``        :func:`render_report` (rich), formats the sections
 ``live``           :class:`LiveView` (rich Live, or plain lines in CI)
 ``markdown``       :func:`to_markdown`
 ``html``           :func:`to_html` (pictures from ``charts``)
-``compare``        :func:`compare_reports` → :class:`Comparison`
+``baseline``       :func:`compare_reports` → :class:`Comparison`
 ``commands``       :func:`report_command`, :func:`compare_command` for the CLI
 ``fmt``            number/ratio/duration formatting shared by all of them
 =================  ==========================================================
@@ -19,8 +21,8 @@ One concern per module:
 The HTML module imports matplotlib lazily (only when a picture is drawn).
 """
 
+from .baseline import Comparison, compare_reports, comparison_table, render_comparison
 from .commands import compare_command, report_command
-from .compare import Comparison, compare_reports, comparison_table, render_comparison
 from .console import render_report, report_renderable
 from .environment import collect_environment, describe_target
 from .fmt import format_ratio, result_line, worst_ratio
@@ -28,14 +30,18 @@ from .html import to_html
 from .live import LiveView
 from .load import ReportError, ReportWarning, load_report
 from .markdown import to_markdown
+from .model import BenchSection, Report, SelfcheckSection
 from .run_writer import RunWriter, new_run_id, write_json
 
 __all__ = [
+    "BenchSection",
     "Comparison",
     "LiveView",
     "ReportError",
     "ReportWarning",
+    "Report",
     "RunWriter",
+    "SelfcheckSection",
     "collect_environment",
     "compare_command",
     "compare_reports",

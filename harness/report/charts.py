@@ -13,7 +13,9 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .fmt import check_ratio, display_id, metric_interval, num, test_id, worst_check
+from harness.results import CaseResult
+
+from .fmt import check_ratio, display_id, metric_interval, num, worst_check
 
 _COLORS = {"pass": "#2e9d4e", "fail": "#d1343a", "error": "#9c3fbf", "skip": "#c9a227"}
 SPAN_COLORS = {"backward": "#4c78a8", "allreduce": "#f58518", "issue": "#d1343a",
@@ -69,7 +71,7 @@ def _to_svg(fig: Any) -> str:
     return _prefix_ids(svg.strip(), f"f{next(_FIG_COUNTER)}-")
 
 
-def ratio_chart(results: Sequence[Mapping[str, Any]]) -> str | None:
+def ratio_chart(results: Sequence[CaseResult]) -> str | None:
     """Worst error/tolerance per result, log scale, a line at 1 (the pass limit)."""
     rows = []
     for r in results:
@@ -77,7 +79,7 @@ def ratio_chart(results: Sequence[Mapping[str, Any]]) -> str | None:
         ratio = check_ratio(c) if c is not None else None
         if ratio is None:
             continue
-        rows.append((test_id(r), ratio, str(r.get("status"))))
+        rows.append((r.test_id, ratio, r.status))
     if not rows:
         return None
     plt = _plt()
@@ -104,23 +106,23 @@ def ratio_chart(results: Sequence[Mapping[str, Any]]) -> str | None:
     return _to_svg(fig)
 
 
-def hidden_fraction_chart(results: Sequence[Mapping[str, Any]]) -> str | None:
+def hidden_fraction_chart(results: Sequence[CaseResult]) -> str | None:
     """Hidden fraction of the center all-reduce against K, one line per (backend, world
     size, head): a different head is a different backward, not another point of the same
     curve. Error bars: the 95 % CI, else p10–p90."""
     series: dict[tuple[str, Any, str], list[tuple[float, float, float | None, float | None]]] = {}
     for r in results:
-        m = r.get("metrics")
-        k = num(r.get("prototypes"))
+        m = r.metrics
+        k = num(r.extra.get("prototypes"))
         if not isinstance(m, Mapping) or k is None:
             continue
         med, lo, hi = metric_interval(m, "hidden_fraction")
         if med is None or math.isnan(med):
             continue
-        workload = r.get("workload")
+        workload = r.extra.get("workload")
         head = str(workload.get("head", "")) if isinstance(workload, Mapping) else ""
         head = head.rsplit("→", 1)[0]  # "384→2048→256→65536": the layers before K
-        series.setdefault((str(r.get("backend")), r.get("world_size"), head), []).append((k, med, lo, hi))
+        series.setdefault((r.backend, r.world_size, head), []).append((k, med, lo, hi))
     if not series:
         return None
     plt = _plt()
@@ -145,10 +147,10 @@ def hidden_fraction_chart(results: Sequence[Mapping[str, Any]]) -> str | None:
     return _to_svg(fig)
 
 
-def timeline_chart(result: Mapping[str, Any]) -> str | None:
+def timeline_chart(result: CaseResult) -> str | None:
     """Per-rank spans of one iteration: a compute lane (backward) and a comm lane
     (issue / allreduce / wait) per rank."""
-    tl = result.get("timeline")
+    tl = result.extra.get("timeline")
     ranks = tl.get("ranks") if isinstance(tl, Mapping) else None
     if not isinstance(ranks, list) or not ranks:
         return None

@@ -1,7 +1,8 @@
 """The two report subcommands, for ``harness.cli`` to call.
 
-Exit codes (DESIGN.md §3): 0 all passed · 1 a check failed / a regression · 2 bad input
-(a :class:`ReportError`, an unknown format) · 3 the report holds a hung or crashed rank.
+Exit codes (``harness.outcome``): ``report`` returns the code of the command that wrote
+the report (:attr:`Report.exit_code`); 2 for bad input (a :class:`ReportError`, an
+unknown format); ``compare`` 1 for a regression.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
-from ..outcome import exit_code_of
-from .compare import compare_reports, render_comparison
+from ..outcome import ExitCode
+from .baseline import compare_reports, render_comparison
 from .console import render_report
 from .html import to_html
 from .load import ReportError, load_report
@@ -52,12 +53,12 @@ def report_command(path: str | os.PathLike[str], fmt: str = "console",
     """
     if fmt not in FORMATS:
         _stderr(f"unknown report format {fmt!r} (choose from {', '.join(FORMATS)})")
-        return 2
+        return ExitCode.BAD_INPUT
     try:
         report = load_report(path)
     except ReportError as e:
         _stderr(str(e))
-        return 2
+        return ExitCode.BAD_INPUT
     try:
         if fmt == "console":
             if output is None:
@@ -76,8 +77,8 @@ def report_command(path: str | os.PathLike[str], fmt: str = "console",
                 _write_text(Path(output), text)
     except OSError as e:
         _stderr(f"cannot write {output}: {e.strerror or e}")
-        return 2
-    return exit_code_of(r for r in report.get("results") or [] if isinstance(r, dict))
+        return ExitCode.BAD_INPUT
+    return report.exit_code
 
 
 def compare_command(new_path: str | os.PathLike[str], baseline_path: str | os.PathLike[str], *,
@@ -89,7 +90,7 @@ def compare_command(new_path: str | os.PathLike[str], baseline_path: str | os.Pa
         baseline = load_report(baseline_path)
     except ReportError as e:
         _stderr(str(e))
-        return 2
+        return ExitCode.BAD_INPUT
     cmp = compare_reports(new, baseline)
     render_comparison(cmp, console or Console())
     return cmp.exit_code

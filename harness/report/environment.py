@@ -79,7 +79,7 @@ def gpu_names() -> list[str]:
 
 
 def collect_environment(backend: str) -> dict[str, Any]:
-    """The ``environment`` object of a report (DESIGN §4) plus a few added fields."""
+    """The ``environment`` object of a report (the report schema, schema 1) plus a few added fields."""
     try:
         import torch
 

@@ -1,9 +1,9 @@
-"""Small, dependency-free helpers shared by every report renderer.
+"""Small, dependency-free helpers shared by the section builders and every renderer:
+numbers, ratios, durations and intervals as text, and the few facts read off a typed
+result (its worst check, its rank errors).
 
-Reports are handled as plain dicts (DESIGN.md §4, schema 1) because they are read back
-from JSON: numbers that were not finite are stored as the strings "nan"/"inf"/"-inf"
-(see ``harness.results._finite_json``), and any field may be missing in an old report.
-Everything here tolerates that.
+Values read back from JSON may still be the strings "nan"/"inf"/"-inf" (metrics of
+another tool, an old file) or missing; everything here tolerates that.
 """
 
 from __future__ import annotations
@@ -12,15 +12,17 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from harness.results import CaseResult, Check, RankError
+
 STATUS_ORDER = ("fail", "error", "pass", "skip")
 STATUS_LABEL = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "skip": "SKIP"}
 STATUS_STYLE = {"pass": "bold green", "fail": "bold red", "error": "bold magenta",
                 "skip": "yellow"}
-SUMMARY_KEY = {"pass": "passed", "fail": "failed", "error": "errors", "skip": "skipped"}
 
-# Overlap metrics as the console/markdown/html tables show them, in this order.
+# Overlap metrics as the tables show them, in this order.
 OVERLAP_METRICS = ("comm_ms", "bwd_ms", "exposed_ms", "hidden_fraction", "interference",
                    "efficiency")
+PERCENT_METRICS = ("hidden_fraction", "efficiency")
 # Suffix pairs that give an interval around a metric's median, in order of preference.
 INTERVAL_SUFFIXES = (("_ci_low", "_ci_high"), ("_p10", "_p90"))
 
@@ -91,18 +93,18 @@ def format_percent(value: Any) -> str:
     return f"{100 * v:.0f}%"
 
 
-def test_id(result: Mapping[str, Any]) -> str:
-    """``case[backend-wsN]``, the same id as ``CaseResult.test_id``."""
-    return f"{result.get('case', '?')}[{result.get('backend', '?')}-ws{result.get('world_size', '?')}]"
+def metric_formatter(name: str) -> Any:
+    """Fractions as percentages, everything else as a compact number."""
+    return format_percent if name in PERCENT_METRICS else format_float
 
 
-def display_id(result: Mapping[str, Any]) -> str:
+def display_id(result: CaseResult) -> str:
     """``test_id`` plus K for an overlap result (one case may sweep several K)."""
-    k = result.get("prototypes")
-    return test_id(result) + (f" K={k}" if k is not None else "")
+    k = result.extra.get("prototypes")
+    return result.test_id + (f" K={k}" if k is not None else "")
 
 
-def check_ratio(check: Mapping[str, Any]) -> float | None:
+def check_ratio(check: Check) -> float | None:
     """Worst error / tolerance of one check.
 
     The check's own ``ratio`` wins (``harness.compare`` always sets it: worst
@@ -110,13 +112,12 @@ def check_ratio(check: Mapping[str, Any]) -> float | None:
     report) ``min(max_abs_err, max_rel_err) / tolerance``, an upper bound of that same
     scaled error; a zero tolerance with a non-zero error is inf.
     """
-    r = num(check.get("ratio"))
+    r = num(check.ratio)
     if r is not None:
         return r
-    errs = [e for e in (num(check.get("max_abs_err")), num(check.get("max_rel_err")))
-            if e is not None]
-    tol = num(check.get("tolerance"))
-    if not errs or tol is None:
+    errs = [e for e in (num(check.max_abs_err), num(check.max_rel_err)) if e is not None]
+    tol = num(check.tolerance)
+    if not errs or tol is None or math.isnan(tol):
         return None
     err = math.nan if any(math.isnan(e) for e in errs) else min(errs)
     if tol <= 0:
@@ -128,10 +129,10 @@ def _ratio_key(r: float) -> float:
     return math.inf if math.isnan(r) else r
 
 
-def worst_check(result: Mapping[str, Any]) -> Mapping[str, Any] | None:
+def worst_check(result: CaseResult) -> Check | None:
     """The check with the largest error/tolerance ratio (NaN counts as worst)."""
-    best: tuple[float, Mapping[str, Any]] | None = None
-    for c in result.get("checks") or []:
+    best: tuple[float, Check] | None = None
+    for c in result.checks:
         r = check_ratio(c)
         if r is None:
             continue
@@ -140,7 +141,7 @@ def worst_check(result: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return best[1] if best else None
 
 
-def worst_ratio(result: Mapping[str, Any]) -> float | None:
+def worst_ratio(result: CaseResult) -> float | None:
     c = worst_check(result)
     return check_ratio(c) if c is not None else None
 
@@ -154,31 +155,29 @@ def max_ratio(ratios: Iterable[float | None]) -> float | None:
     return max(vals)
 
 
-def failing_checks(result: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    return [c for c in result.get("checks") or [] if not c.get("passed", False)]
+def failing_checks(result: CaseResult) -> list[Check]:
+    return [c for c in result.checks if not c.passed]
 
 
-def rank_errors(result: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+def rank_errors(result: CaseResult) -> list[RankError]:
     """``error`` plus ``rank_errors``, without duplicates, ordered by rank."""
-    out: list[Mapping[str, Any]] = []
+    out: list[RankError] = []
     seen: set[tuple[Any, ...]] = set()
-    for e in ([result["error"]] if result.get("error") else []) + list(result.get("rank_errors") or []):
-        if not isinstance(e, Mapping):
-            continue
-        key = (e.get("rank"), e.get("type"), e.get("message"))
+    for e in ([result.error] if result.error else []) + list(result.rank_errors):
+        key = (e.rank, e.type, e.message)
         if key not in seen:
             seen.add(key)
             out.append(e)
-    return sorted(out, key=lambda e: (e.get("rank") is None, e.get("rank") or 0))
+    return sorted(out, key=lambda e: (e.rank is None, e.rank or 0))
 
 
-def error_exit(e: Mapping[str, Any]) -> str:
+def error_exit(e: RankError) -> str:
     """"signal SIGKILL", "exit code 1" or "" for a rank error."""
     parts = []
-    if e.get("signal"):
-        parts.append(f"signal {e['signal']}")
-    if e.get("exit_code") is not None:
-        parts.append(f"exit code {e['exit_code']}")
+    if e.signal:
+        parts.append(f"signal {e.signal}")
+    if e.exit_code is not None:
+        parts.append(f"exit code {e.exit_code}")
     return ", ".join(parts)
 
 
@@ -204,84 +203,25 @@ def metric_interval(metrics: Mapping[str, Any] | None, name: str
     return med, None, None
 
 
+def metric_parts(metrics: Mapping[str, Any] | None, name: str) -> tuple[str | None, str | None]:
+    """("97%", "[93%–99%]"): a metric's median and its interval as text (None if absent)."""
+    med, lo, hi = metric_interval(metrics, name)
+    f = metric_formatter(name)
+    if med is None:
+        return None, None
+    return f(med), (f"[{f(lo)}–{f(hi)}]" if lo is not None and hi is not None else None)
+
+
 def format_metric(metrics: Mapping[str, Any] | None, name: str) -> str:
     """"12.3 [11.9–13.0]" (median [95 % CI, else p10–p90]); fractions as percentages."""
-    med, lo, hi = metric_interval(metrics, name)
-    f = format_percent if name in ("hidden_fraction", "efficiency") else format_float
+    med, interval = metric_parts(metrics, name)
     if med is None:
         return "—"
-    if lo is None or hi is None:
-        return f(med)
-    return f"{f(med)} [{f(lo)}–{f(hi)}]"
+    return f"{med} {interval}" if interval else med
 
 
-def summary_of(results: Iterable[Mapping[str, Any]]) -> dict[str, int]:
-    """Counts by status, as ``harness.results.summarise`` makes them (unknown → errors)."""
-    counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
-    for r in results:
-        counts[SUMMARY_KEY.get(str(r.get("status")), "errors")] += 1
-    return counts
-
-
-def verdict_text(report: Mapping[str, Any]) -> tuple[str, str]:
-    """(one-line verdict, status key for colouring) for a whole report."""
-    s = report.get("summary") or summary_of(report.get("results") or [])
-    total_s = sum(num(r.get("duration_s")) or 0.0 for r in report.get("results") or [])
-    n_err = s.get("errors", 0)
-    counts = (f"{s.get('passed', 0)} passed, {s.get('failed', 0)} failed, "
-              f"{n_err} error{'' if n_err == 1 else 's'}, {s.get('skipped', 0)} skipped "
-              f"in {format_duration(total_s)}")
-    if s.get("errors"):
-        return f"ERROR — a rank hung or crashed: {counts}", "error"
-    if s.get("failed"):
-        return f"FAILED — {counts}", "fail"
-    if not s.get("passed"):
-        return f"NOTHING RAN — {counts}", "skip"
-    return f"PASSED — {counts}", "pass"
-
-
-def group_by_kind(results: Iterable[Mapping[str, Any]]
-                  ) -> dict[str, list[Mapping[str, Any]]]:
-    """Results per kind, kinds in order of first appearance."""
-    out: dict[str, list[Mapping[str, Any]]] = {}
-    for r in results:
-        out.setdefault(str(r.get("kind", "?")), []).append(r)
-    return out
-
-
-def group_rows(results: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (case, backend): the world sizes it ran on, a verdict per world size,
-    the worst ratio over them and their total duration."""
-    rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for r in results:
-        key = (str(r.get("case", "?")), str(r.get("backend", "?")))
-        row = rows.setdefault(key, {"case": key[0], "backend": key[1], "runs": [],
-                                    "duration_s": 0.0})
-        row["runs"].append(r)
-        row["duration_s"] += num(r.get("duration_s")) or 0.0
-    for row in rows.values():
-        row["runs"].sort(key=lambda r: num(r.get("world_size")) or 0)
-        row["world_sizes"] = list(dict.fromkeys(r.get("world_size") for r in row["runs"]))
-        row["worst_ratio"] = max_ratio(worst_ratio(r) for r in row["runs"])
-        statuses = {str(r.get("status")) for r in row["runs"]}
-        row["status"] = next((s for s in STATUS_ORDER if s in statuses), "skip")
-        row["mixed"] = len(statuses) > 1
-    return list(rows.values())
-
-
-def verdict_parts(row: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """[(status, "1,2"), (fail, "4")]: the world sizes per status of a grouped row."""
-    by: dict[str, list[str]] = {}
-    for r in row["runs"]:
-        sizes = by.setdefault(str(r.get("status")), [])
-        if str(r.get("world_size")) not in sizes:
-            sizes.append(str(r.get("world_size")))
-    return [(s, ",".join(by[s])) for s in STATUS_ORDER if s in by] + \
-        [(s, ",".join(v)) for s, v in by.items() if s not in STATUS_ORDER]
-
-
-def overlap_results(results: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    return [r for r in results if isinstance(r.get("metrics"), Mapping) and r["metrics"]]
+def overlap_results(results: Iterable[CaseResult]) -> list[CaseResult]:
+    return [r for r in results if r.metrics]
 
 
 def target_line(target: Mapping[str, Any]) -> str:
@@ -306,44 +246,50 @@ def devices_line(env: Mapping[str, Any]) -> str:
     return ", ".join(f"{n}× {d}" if n > 1 else d for d, n in counts.items()) or "—"
 
 
-def result_line(result: Mapping[str, Any]) -> str:
+def result_line(result: CaseResult) -> str:
     """One plain line per result, nccl-tests style, e.g.
     ``PASS sinkhorn-uneven[gloo-ws2] 0.31s worst 0.02×tol``."""
-    status = str(result.get("status", "?"))
-    parts = [STATUS_LABEL.get(status, status.upper()), test_id(result),
-             format_duration(result.get("duration_s"))]
+    status = result.status
+    parts = [STATUS_LABEL.get(status, str(status).upper()), result.test_id,
+             format_duration(result.duration_s)]
     if status == "skip":
-        parts.append(str(result.get("skip_reason") or ""))
+        parts.append(result.skip_reason or "")
         return " ".join(p for p in parts if p)
     worst = worst_check(result)
     if worst is not None:
         parts.append(f"worst {format_ratio(check_ratio(worst))}")
-        if not worst.get("passed", True):
-            where = [str(worst.get("name", "?"))]
-            if worst.get("comparison"):
-                where.append(str(worst["comparison"]))
-            if worst.get("rank") is not None:
-                where.append(f"rank {worst['rank']}")
-            if worst.get("index") is not None:
-                where.append(str(list(worst["index"])) if isinstance(worst["index"], (list, tuple))
-                             else str(worst["index"]))
+        if not worst.passed:
+            where = [worst.name]
+            if worst.comparison:
+                where.append(worst.comparison)
+            if worst.rank is not None:
+                where.append(f"rank {worst.rank}")
+            if worst.index is not None:
+                where.append(index_text(worst.index))
             loc = " ".join(where)
-            if worst.get("actual") is not None or worst.get("expected") is not None:
-                loc += f": {format_float(worst.get('actual'), 6)} vs {format_float(worst.get('expected'), 6)}"
-            if num(worst.get("nonfinite")):
-                loc += f" ({int(num(worst.get('nonfinite')) or 0)} non-finite)"
+            if worst.actual is not None or worst.expected is not None:
+                loc += f": {format_float(worst.actual, 6)} vs {format_float(worst.expected, 6)}"
+            if num(worst.nonfinite):
+                loc += f" ({int(num(worst.nonfinite) or 0)} non-finite)"
             parts.append(f"({loc})")
-    metrics = result.get("metrics")
-    if isinstance(metrics, Mapping) and metrics:
-        if result.get("prototypes") is not None:
-            parts.append(f"K={format_float(result.get('prototypes'))}")
-        parts.append(f"hidden {format_metric(metrics, 'hidden_fraction')}")
-        parts.append(f"exposed {format_metric(metrics, 'exposed_ms')} ms")
-        parts.append(f"comm {format_metric(metrics, 'comm_ms')} ms")
-        parts.append(f"bwd {format_metric(metrics, 'bwd_ms')} ms")
+    if result.metrics:
+        if result.extra.get("prototypes") is not None:
+            parts.append(f"K={format_float(result.extra.get('prototypes'))}")
+        for label, name, unit in (("hidden", "hidden_fraction", ""), ("exposed", "exposed_ms", " ms"),
+                                  ("comm", "comm_ms", " ms"), ("bwd", "bwd_ms", " ms")):
+            parts.append(f"{label} {format_metric(result.metrics, name)}{unit}")
     for e in rank_errors(result)[:3]:
         exit_ = error_exit(e)
-        msg = str(e.get("message") or "").strip().splitlines()
-        parts.append(f"rank {e.get('rank', '?')} {e.get('type', '?')}"
-                     + (f" ({exit_})" if exit_ else "") + (f": {msg[0]}" if msg else ""))
+        msg = (e.message or "").strip().splitlines()
+        parts.append(f"rank {e.rank} {e.type}" + (f" ({exit_})" if exit_ else "")
+                     + (f": {msg[0]}" if msg else ""))
     return " ".join(parts)
+
+
+def index_text(index: Any) -> str:
+    """``[17, 402]`` for a list index, "—" for none."""
+    if index is None:
+        return "—"
+    if isinstance(index, (list, tuple)):
+        return "[" + ", ".join(str(i) for i in index) + "]"
+    return str(index)

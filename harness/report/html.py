@@ -1,41 +1,21 @@
 """A report as ONE self-contained HTML page: inline CSS, inline SVG pictures (matplotlib),
-no script, no external reference. A Content-Security-Policy forbids loading anything and
-running any script, and every string that came from a case, a target or an error goes
-through :func:`html.escape` — both, so that a hostile case name cannot do anything.
+no script, no external reference. It formats :mod:`harness.report.sections`, nothing more.
+
+A Content-Security-Policy forbids loading anything and running any script, and every
+string that came from a case, a target or an error goes through :func:`html.escape` —
+both, so that a hostile case name cannot do anything.
 """
 
 from __future__ import annotations
 
 import html as _html
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from . import charts
-from .fmt import (
-    OVERLAP_METRICS,
-    STATUS_LABEL,
-    check_ratio,
-    devices_line,
-    display_id,
-    error_exit,
-    failing_checks,
-    format_duration,
-    format_float,
-    format_percent,
-    format_ratio,
-    group_by_kind,
-    group_rows,
-    metric_interval,
-    num,
-    overlap_results,
-    rank_errors,
-    target_line,
-    test_id,
-    trim_traceback,
-    verdict_parts,
-    verdict_text,
-)
+from . import sections as sec
+from .fmt import STATUS_LABEL, display_id, overlap_results
+from .model import Report, as_report
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
 
@@ -71,7 +51,7 @@ td.num, th.num { text-align: right; white-space: nowrap; }
 div.scroll { overflow-x: auto; } td.nowrap { white-space: nowrap; }
 .interval { color: var(--muted); font-size: 12px; } p.detail { margin: 2px 0 8px; }
 .bad { color: var(--fail); font-weight: 600; } .ok { color: var(--pass); }
-.muted { color: var(--muted); }
+.muted, .dim { color: var(--muted); } .warn-text { color: #a07800; }
 article.failure { border: 1px solid var(--line); border-left: 5px solid var(--fail);
                   border-radius: 4px; padding: 4px 14px 8px; margin: 12px 0; }
 article.failure.error { border-left-color: var(--error); }
@@ -94,183 +74,104 @@ def esc(value: Any) -> str:
     return _html.escape("—" if value is None else str(value), quote=True)
 
 
-def _status(status: str) -> str:
-    cls = status if status in STATUS_LABEL else "error"
-    return f'<span class="status {cls}">{esc(STATUS_LABEL.get(status, status.upper()))}</span>'
+TONE_CLASS = {"bad": "bad", "ok": "ok", "warn": "warn-text", "dim": "muted"}
 
 
-def _ratio(ratio: float | None) -> str:
-    cls = ""
-    if ratio is not None:
-        cls = "bad" if (math.isnan(ratio) or ratio > 1) else "ok"
-    return f'<td class="num {cls}">{esc(format_ratio(ratio))}</td>'
+def span(s: sec.Span) -> str:
+    if s.tone in STATUS_LABEL:
+        return f'<span class="status {s.tone}">{esc(s.text)}</span>'
+    if s.tone == "strong":
+        return f"<b>{esc(s.text)}</b>"
+    if s.tone in TONE_CLASS:
+        return f'<span class="{TONE_CLASS[s.tone]}">{esc(s.text)}</span>'
+    return esc(s.text)
 
 
-def _table(header: Sequence[tuple[str, bool]], rows: Sequence[str], cls: str) -> str:
-    th = "".join(f'<th class="num">{esc(h)}</th>' if num_ else f"<th>{esc(h)}</th>"
-                 for h, num_ in header)
-    return (f'<div class="scroll"><table class="{cls}"><thead><tr>{th}</tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table></div>')
-
-
-def _environment(report: Mapping[str, Any]) -> str:
-    env: Mapping[str, Any] = report.get("environment") or {}
-    target: Mapping[str, Any] = report.get("target") or {}
-    cpu = env.get("cpu")
-    if env.get("cpu_count"):
-        cpu = f"{cpu or '?'} ({env['cpu_count']} cores)"
-    facts = [("Target", target_line(target)), ("Backend", env.get("backend")),
-             ("Torch", env.get("torch")), ("NCCL", env.get("nccl")),
-             ("Python", env.get("python")), ("GPUs" if env.get("backend") == "nccl" else "Devices",
-                                             devices_line(env)),
-             ("Host", env.get("hostname")), ("CPU", cpu), ("Platform", env.get("platform")),
-             ("Created", report.get("created"))]
-    if target.get("path"):
-        facts.append(("Target file", target.get("path")))
-    if report.get("run_id"):
-        facts.append(("Run", report.get("run_id")))
-    items = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in facts)
-    return f'<section id="environment"><dl class="env">{items}</dl></section>'
-
-
-def _chips(report: Mapping[str, Any]) -> str:
-    s = report.get("summary") or {}
-    chips = [("passed", "pass", "passed"), ("failed", "fail", "failed"),
-             ("errors", "error", "error" if s.get("errors") == 1 else "errors"),
-             ("skipped", "skip", "skipped")]
-    return '<p class="chips">' + "".join(
-        f'<span class="chip-{cls}">{esc(s.get(k, 0))} {label}</span>'
-        for k, cls, label in chips) + "</p>"
-
-
-def _kind_tables(results: Sequence[Mapping[str, Any]]) -> str:
-    out = ['<section id="results"><h2>Results</h2>']
-    for kind, rs in group_by_kind(results).items():
-        rows = []
-        for row in group_rows(rs):
-            verdict = " · ".join(_status(s) + (f' <span class="muted">ws{esc(sizes)}</span>'
-                                               if row["mixed"] else "")
-                                 for s, sizes in verdict_parts(row))
-            rows.append(f"<tr><td>{esc(row['case'])}</td>"
-                        f"<td class=\"num\">{esc(','.join(str(w) for w in row['world_sizes']))}</td>"
-                        f"<td>{esc(row['backend'])}</td><td>{verdict}</td>"
-                        f"{_ratio(row['worst_ratio'])}"
-                        f"<td class=\"num muted\">{esc(format_duration(row['duration_s']))}</td></tr>")
-        out.append(f"<h3>{esc(kind)}</h3>")
-        out.append(_table([("case", False), ("world sizes", True), ("backend", False),
-                           ("verdict", False), ("worst err/tol", True), ("time", True)],
-                          rows, "results"))
-    out.append("</section>")
-    return "".join(out)
-
-
-def _checks(checks: Sequence[Mapping[str, Any]]) -> str:
-    rows = []
-    for c in checks:
-        idx = c.get("index")
-        nonfinite = int(num(c.get("nonfinite")) or 0)
-        rows.append(
-            f"<tr><td>{esc(c.get('name', '?'))}</td><td>{esc(c.get('comparison') or '—')}</td>"
-            f"<td class=\"num\">{esc('all' if c.get('rank') is None else c.get('rank'))}</td>"
-            f"<td>{esc(list(idx) if isinstance(idx, (list, tuple)) else idx)}</td>"
-            f"<td class=\"num\">{esc(format_float(c.get('actual'), 6))}</td>"
-            f"<td class=\"num\">{esc(format_float(c.get('expected'), 6))}</td>"
-            f"<td class=\"num\">{esc(format_float(c.get('max_abs_err')))}</td>"
-            f"<td class=\"num\">{esc(format_float(c.get('max_rel_err')))}</td>"
-            f"<td class=\"num\">{esc(format_float(c.get('tolerance')))}</td>"
-            f"{_ratio(check_ratio(c))}"
-            f"<td class=\"num{' bad' if nonfinite else ''}\">{nonfinite}</td></tr>")
-    details = "".join(f'<p class="detail"><b>{esc(c.get("name", "?"))}:</b> {esc(c["detail"])}</p>'
-                      for c in checks if c.get("detail"))
-    return _table([("check", False), ("comparison", False), ("rank", True), ("index", False),
-                   ("actual", True), ("expected", True), ("abs err", True), ("rel err", True),
-                   ("tol", True), ("err/tol", True), ("non-finite", True)],
-                  rows, "checks") + details
-
-
-def _errors(result: Mapping[str, Any]) -> str:
-    out = []
-    for e in rank_errors(result):
-        exit_ = error_exit(e)
-        head = (f"<p><b>rank {esc(e.get('rank', '?'))}</b> "
-                f'<span class="status error">{esc(e.get("type", "?"))}</span>'
-                + (f" ({esc(exit_)})" if exit_ else "")
-                + (f": {esc(e.get('message'))}" if e.get("message") else "") + "</p>")
-        out.append(head)
-        if e.get("traceback"):
-            out.append(f"<pre>{esc(trim_traceback(str(e['traceback'])))}</pre>")
-    return "".join(out)
-
-
-def _failures(results: Sequence[Mapping[str, Any]]) -> str:
-    bad = [r for r in results if r.get("status") in ("fail", "error")]
-    if not bad:
-        return ""
-    out = ['<section id="failures"><h2>Failures and errors</h2>']
-    for r in bad:
-        status = str(r.get("status"))
-        n_checks = len(r.get("checks") or [])
-        checks = failing_checks(r)
-        out.append(f'<article class="failure {esc(status)}"><h3>{_status(status)} '
-                   f"{esc(test_id(r))} <span class=\"muted\">{esc(r.get('kind'))} · "
-                   f"{esc(format_duration(r.get('duration_s')))}</span></h3>")
-        if checks:
-            out.append(_checks(checks))
-            if n_checks > len(checks):
-                out.append(f'<p class="muted">{n_checks - len(checks)} other checks passed</p>')
-        out.append(_errors(r))
-        out.append("</article>")
-    out.append("</section>")
-    return "".join(out)
-
-
-def _skips(results: Sequence[Mapping[str, Any]]) -> str:
-    skips = [r for r in results if r.get("status") == "skip"]
-    if not skips:
-        return ""
-    rows = [f"<tr><td>{esc(test_id(r))}</td><td>{esc(r.get('skip_reason') or '—')}</td></tr>"
-            for r in skips]
-    return ('<section id="skipped"><h2>Skipped</h2>'
-            + _table([("case", False), ("reason", False)], rows, "skipped") + "</section>")
-
-
-def _bar(metrics: Mapping[str, Any]) -> str:
-    frac = num(metrics.get("hidden_fraction"))
-    if frac is None or math.isnan(frac):
-        return '<span class="muted">—</span>'
-    pct = 100 * min(max(frac, 0.0), 1.0)
+def bar(share: float) -> str:
+    pct = 100 * share
     return (f'<span class="bar" title="{pct:.0f}% hidden"><span class="hidden" style="width:{pct:.1f}%">'
             f'</span><span class="exposed" style="width:{100 - pct:.1f}%"></span></span>')
 
 
-def _metric_cell(metrics: Mapping[str, Any], name: str) -> str:
-    med, lo, hi = metric_interval(metrics, name)
-    f = format_percent if name in ("hidden_fraction", "efficiency") else format_float
-    if med is None:
-        return '<td class="num muted">—</td>'
-    interval = (f'<br><span class="interval">[{esc(f(lo))}–{esc(f(hi))}]</span>'
-                if lo is not None and hi is not None else "")
-    return f'<td class="num">{esc(f(med))}{interval}</td>'
+def cell(c: sec.Cell, column: sec.Column) -> str:
+    classes = " ".join(x for x in ("num" if column.numeric else "", "muted" if column.dim else "") if x)
+    attr = f' class="{classes}"' if classes else ""
+    if c.bar is not None:
+        return f"<td{attr}>{bar(c.bar)} {esc(c.text)}</td>"
+    inner = "".join(span(s) for s in c.spans)
+    if c.interval:
+        inner += f'<br><span class="interval">{esc(c.interval)}</span>'
+    return f"<td{attr}>{inner}</td>"
 
 
-def _overlap(results: Sequence[Mapping[str, Any]]) -> str:
-    ov = overlap_results(results)
-    if not ov:
-        return ""
-    rows = []
-    for r in ov:
-        m = r.get("metrics") or {}
-        cells = "".join(_metric_cell(m, k) for k in OVERLAP_METRICS)
-        rows.append(f"<tr><td class=\"nowrap\">{esc(r.get('case'))}</td><td>{esc(r.get('backend'))}</td>"
-                    f"<td class=\"num\">{esc(r.get('world_size'))}</td>"
-                    f"<td class=\"num\">{esc(format_float(r.get('prototypes')))}</td>"
-                    f"{cells}<td>{_bar(m)}</td></tr>")
-    header = [("case", False), ("backend", False), ("ws", True), ("K", True), ("comm ms", True),
-              ("bwd ms", True), ("exposed ms", True), ("hidden", True), ("interference", True),
-              ("efficiency", True), ("hidden/exposed", False)]
-    return ('<section id="overlap"><h2>Overlap of the center all-reduce with backward</h2>'
-            '<p class="muted">median [95 % CI, else p10–p90] over iterations; green: hidden, red: exposed</p>'
-            + _table(header, rows, "overlap") + "</section>")
+def table(data: sec.TableData) -> str:
+    """A section table; long free-text columns become a paragraph per row under it."""
+    keep = sec.visible(data.columns, lambda c: not c.long)
+    th = "".join(f'<th class="num">{esc(data.columns[i].header)}</th>' if data.columns[i].numeric
+                 else f"<th>{esc(data.columns[i].header)}</th>" for i in keep)
+    rows = "".join("<tr>" + "".join(cell(row[i], data.columns[i]) for i in keep) + "</tr>"
+                   for row in data.rows)
+    details = "".join(f'<p class="detail"><b>{esc(row[0].text)}:</b> {esc(row[i].text)}</p>'
+                      for row in data.rows for i, c in enumerate(data.columns)
+                      if c.long and row[i].text)
+    caption = f'<p class="muted">{esc(data.caption)}</p>' if data.caption else ""
+    return (f'<div class="scroll"><table class="{esc(data.key)}"><thead><tr>{th}</tr></thead>'
+            f"<tbody>{rows}</tbody></table></div>{details}{caption}")
+
+
+def titled(data: sec.TableData, tag: str = "h2") -> str:
+    note = f'<p class="muted">{esc(data.note)}</p>' if data.note else ""
+    return f"<{tag}>{esc(data.title)}</{tag}>{note}{table(data)}"
+
+
+def _environment(h: sec.Header) -> str:
+    items = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in h.facts)
+    return f'<section id="environment"><dl class="env">{items}</dl></section>'
+
+
+def _chips(summary: Mapping[str, int]) -> str:
+    chips = [("passed", "pass", "passed"), ("failed", "fail", "failed"),
+             ("errors", "error", "error" if summary.get("errors") == 1 else "errors"),
+             ("skipped", "skip", "skipped")]
+    return '<p class="chips">' + "".join(
+        f'<span class="chip-{cls}">{esc(summary.get(k, 0))} {label}</span>'
+        for k, cls, label in chips) + "</p>"
+
+
+def _errors(items: Sequence[sec.ErrorItem]) -> str:
+    out = []
+    for e in items:
+        out.append(f"<p><b>rank {esc(e.rank)}</b> "
+                   f'<span class="status error">{esc(e.type)}</span>'
+                   + (f" ({esc(e.exit)})" if e.exit else "")
+                   + (f": {esc(e.message)}" if e.message else "") + "</p>")
+        if e.traceback:
+            out.append(f"<pre>{esc(e.traceback)}</pre>")
+    return "".join(out)
+
+
+def _failure(f: sec.FailureItem) -> str:
+    out = [f'<article class="failure {esc(f.status)}"><h3>'
+           f'<span class="status {esc(f.status)}">{esc(STATUS_LABEL.get(f.status, f.status))}</span> '
+           f'{esc(f.id)} <span class="muted">{esc(f.kind)} · {esc(f.duration)}</span></h3>']
+    if f.reason:
+        out.append(f'<p class="{"bad" if f.reason_tone == "bad" else "warn-text"}">{esc(f.reason)}</p>')
+    if f.checks is not None:
+        out.append(table(f.checks))
+    if f.diagnosis:
+        out.append(f"<p><b>likely cause:</b> {esc(f.diagnosis)}</p>")
+    if f.passed_note:
+        out.append(f'<p class="muted">{esc(f.passed_note)}</p>')
+    out.append(_errors(f.errors))
+    if f.repro:
+        out.append(f"<p><b>rerun:</b> <code>{esc(f.repro)}</code></p>")
+    return "".join(out) + "</article>"
+
+
+def _notes(notes: Sequence[sec.Note]) -> str:
+    items = "".join(f'<li class="{TONE_CLASS.get(n.tone, "")}" style="margin-left:{n.indent * 16}px">'
+                    f"{esc(n.text)}</li>" for n in notes)
+    return f"<ul>{items}</ul>" if items else ""
 
 
 def _figure(svg: str | None, caption: str, fig_id: str) -> str:
@@ -279,7 +180,7 @@ def _figure(svg: str | None, caption: str, fig_id: str) -> str:
     return f'<figure id="{esc(fig_id)}">{svg}<figcaption>{esc(caption)}</figcaption></figure>'
 
 
-def _charts(results: Sequence[Mapping[str, Any]]) -> str:
+def _charts(results: Sequence[Any]) -> str:
     figs = [_figure(charts.ratio_chart(results),
                     "Worst error / tolerance per case (log scale). Right of the dashed line fails.",
                     "fig-ratio"),
@@ -287,7 +188,7 @@ def _charts(results: Sequence[Mapping[str, Any]]) -> str:
                     "Share of the center all-reduce hidden behind backward, against K and world "
                     "size (bars: 95 % CI, else p10–p90).", "fig-hidden")]
     for i, r in enumerate(results):
-        if isinstance(r.get("timeline"), Mapping):
+        if isinstance(r.extra.get("timeline"), Mapping):
             figs.append(_figure(charts.timeline_chart(r),
                                 f"One iteration of {display_id(r)}: compute vs communication per rank.",
                                 f"fig-timeline-{i}"))
@@ -295,25 +196,38 @@ def _charts(results: Sequence[Mapping[str, Any]]) -> str:
     return f'<section id="charts"><h2>Pictures</h2>{body}</section>' if body else ""
 
 
-def to_html(report: Mapping[str, Any]) -> str:
-    results: list[Mapping[str, Any]] = list(report.get("results") or [])
-    text, status = verdict_text(report)
-    warnings = []
-    if report.get("complete") is False:
-        warnings.append("Incomplete run" + (" — rebuilt from results.jsonl"
-                                            if report.get("recovered") else ""))
-    warnings += [str(w) for w in report.get("warnings") or []]
-    warn_html = "".join(f'<p class="warn">⚠ {esc(w)}</p>' for w in warnings)
-    target = target_line(report.get("target") or {})
+def document_html(doc: sec.Document) -> str:
+    h = doc.header
+    parts = [_environment(h), _chips(h.summary)]
+    for data in (doc.selfcheck, doc.pool):
+        if data is not None:
+            parts.append(f'<section id="{esc(data.key)}">{titled(data)}</section>')
+    if doc.kind_tables:
+        parts.append('<section id="results"><h2>Results</h2>'
+                     + "".join(titled(t, "h3") for t in doc.kind_tables) + "</section>")
+    if doc.failures:
+        parts.append('<section id="failures"><h2>Failures and errors</h2>'
+                     + "".join(_failure(f) for f in doc.failures) + "</section>")
+    if doc.skips is not None:
+        parts.append(f'<section id="skipped">{titled(doc.skips)}</section>')
+    if doc.overlap is not None:
+        parts.append(f'<section id="overlap">{titled(doc.overlap)}{_notes(doc.overlap_notes)}</section>')
+    if doc.ddp is not None:
+        parts.append(f'<section id="ddp">{titled(doc.ddp)}</section>')
+    parts.append(_charts(doc.results))
+    warn_html = "".join(f'<p class="warn">⚠ {esc(w)}</p>' for w in h.warnings)
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>dino-harness — {esc(text)}</title><style>{CSS}</style></head><body>"
-        f"<h1>dino-harness report <span class=\"muted\">{esc(target)}</span></h1>"
-        f'<div class="verdict {esc(status)}">{esc(text)}</div>{warn_html}'
-        f"{_environment(report)}{_chips(report)}{_kind_tables(results)}{_failures(results)}"
-        f"{_skips(results)}{_overlap(results)}{_charts(results)}"
-        f"<footer>schema {esc(report.get('schema'))} · {esc(report.get('tool', 'dino-harness'))}"
-        f" · created {esc(report.get('created'))}</footer></body></html>\n"
+        f"<title>dino-harness — {esc(h.verdict.text)}</title><style>{CSS}</style></head><body>"
+        f"<h1>{esc(h.title)} <span class=\"muted\">{esc(h.target)}</span></h1>"
+        f'<div class="verdict {esc(h.verdict.status)}">{esc(h.verdict.text)}</div>{warn_html}'
+        + "".join(parts)
+        + f"<footer>{esc(h.footer)}</footer></body></html>\n"
     )
+
+
+def to_html(report: Report | Mapping[str, Any]) -> str:
+    """The report (a typed one, or its JSON object) as one HTML page."""
+    return document_html(sec.document(as_report(report)))

@@ -31,9 +31,9 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from harness.results import CaseResult
+from harness.results import CaseResult, summarise
 
-from .fmt import STATUS_STYLE, result_line, summary_of
+from .fmt import STATUS_STYLE, result_line
 
 
 def in_ci() -> bool:
@@ -52,7 +52,7 @@ class LiveView:
         self._file = file or self.console.file
         self._lock = threading.RLock()
         self._running: dict[str, tuple[str, float]] = {}
-        self._results: list[dict[str, Any]] = []
+        self._results: list[CaseResult] = []
         self._total = 0
         self._live: Live | None = None
         self._progress: Progress | None = None
@@ -94,17 +94,16 @@ class LiveView:
             self._refresh()
 
     def case_finished(self, result: CaseResult) -> None:
-        data = result.to_json()
         with self._lock:
             self._running.pop(result.test_id, None)
-            self._results.append(data)
-            line = result_line(data)
+            self._results.append(result)
+            line = result_line(result)
             if self.plain:
                 self._print_plain(line)
                 return
             if self._progress is not None and self._task is not None:
                 self._progress.update(self._task, advance=1, counts=self._counts_text())
-            status = str(data.get("status"))
+            status = result.status
             label, _, rest = line.partition(" ")
             text = Text.assemble((label, STATUS_STYLE.get(status, "bold")), " ", rest)
             self.console.print(text, soft_wrap=True)
@@ -121,11 +120,11 @@ class LiveView:
     # -- rendering ---------------------------------------------------------------------
 
     @property
-    def results(self) -> list[dict[str, Any]]:
+    def results(self) -> list[CaseResult]:
         return list(self._results)
 
     def _counts_text(self) -> str:
-        s = summary_of(self._results)
+        s = summarise(self._results)
         parts = [f"[green]{s['passed']} passed[/]"]
         if s["failed"]:
             parts.append(f"[red]{s['failed']} failed[/]")

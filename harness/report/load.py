@@ -5,6 +5,9 @@ A run folder without ``report.json`` — the run was killed — is rebuilt from
 ``results.jsonl`` (+ ``run.json`` for environment and target): lines that do not parse
 (a truncated last line) are skipped with a :class:`ReportWarning`, the summary is
 recomputed, and the report carries ``"complete": false, "recovered": true``.
+
+Either way the answer is a typed :class:`~harness.report.model.Report`, built by
+:meth:`Report.from_json <harness.report.model.Report.from_json>`.
 """
 
 from __future__ import annotations
@@ -15,10 +18,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from harness.results import SCHEMA_VERSION
+from harness.results import SCHEMA_VERSION, CaseResult, summarise
 
-from .fmt import summary_of
-from .run_writer import LATEST_FILE, LATEST_LINK, META_FILE, REPORT_FILE, RESULTS_FILE, TOOL
+from .model import TOOL, Report
+from .run_writer import LATEST_FILE, LATEST_LINK, META_FILE, REPORT_FILE, RESULTS_FILE
 
 
 class ReportError(Exception):
@@ -70,7 +73,7 @@ def resolve_report_path(path: str | os.PathLike[str]) -> Path:
     raise ReportError(f"{p} is neither a file nor a folder")
 
 
-def load_report(path: str | os.PathLike[str]) -> dict[str, Any]:
+def load_report(path: str | os.PathLike[str]) -> Report:
     """Load and validate a report; see the module docstring for what PATH may be."""
     p = resolve_report_path(path)
     if p.is_dir():
@@ -88,8 +91,18 @@ def load_report(path: str | os.PathLike[str]) -> dict[str, Any]:
     return validate_report(data, source=str(p))
 
 
-def validate_report(data: Any, *, source: str = "report") -> dict[str, Any]:
-    """Check the shape of a schema-1 report and fill what an old/partial one lacks."""
+def _result(r: Any) -> CaseResult | None:
+    """A result object, or None for what is not one (no case, no status, bad values)."""
+    if not isinstance(r, dict) or "case" not in r or "status" not in r:
+        return None
+    try:
+        return CaseResult.from_json(r)
+    except (TypeError, ValueError, KeyError):
+        return None
+
+
+def validate_report(data: Any, *, source: str = "report") -> Report:
+    """Check the shape of a schema-1 report; what an old/partial one lacks gets its default."""
     if not isinstance(data, dict):
         raise ReportError(f"{source}: a report is a JSON object, got {type(data).__name__}")
     results = data.get("results")
@@ -100,31 +113,25 @@ def validate_report(data: Any, *, source: str = "report") -> dict[str, Any]:
         raise ReportError(f"{source}: report schema {schema!r} is newer than this tool "
                           f"understands ({SCHEMA_VERSION})")
     report_warnings: list[str] = list(data.get("warnings") or [])
-    clean = []
-    for i, r in enumerate(results):
-        if not isinstance(r, dict) or "case" not in r or "status" not in r:
+    clean: list[CaseResult] = []
+    for i, raw in enumerate(results):
+        r = _result(raw)
+        if r is None:
             _warn(report_warnings, f"{source}: result {i} is not a case result; skipped")
             continue
         clean.append(r)
-    out = dict(data)
-    out["results"] = clean
-    out.setdefault("schema", SCHEMA_VERSION)
-    out.setdefault("tool", TOOL)
-    out["environment"] = data.get("environment") if isinstance(data.get("environment"), dict) else {}
-    out["target"] = data.get("target") if isinstance(data.get("target"), dict) else {}
-    recomputed = summary_of(clean)
+    recomputed = summarise(clean)
     summary = data.get("summary")
     if isinstance(summary, dict) and len(clean) == len(results) and \
             any(summary.get(k) != v for k, v in recomputed.items()):
         _warn(report_warnings, f"{source}: summary {summary} does not match the results; "
               f"recomputed {recomputed}")
-    out["summary"] = recomputed
-    if report_warnings:
-        out["warnings"] = report_warnings
-    return out
+    report = Report.from_json({**data, "results": clean})
+    report.warnings = report_warnings
+    return report
 
 
-def rebuild_from_jsonl(run_dir: Path, jsonl: Path | None = None) -> dict[str, Any]:
+def rebuild_from_jsonl(run_dir: Path, jsonl: Path | None = None) -> Report:
     """A report from a run folder's results.jsonl (+ run.json), for a run that died."""
     jsonl = jsonl or run_dir / RESULTS_FILE
     report_warnings: list[str] = []
@@ -144,7 +151,7 @@ def rebuild_from_jsonl(run_dir: Path, jsonl: Path | None = None) -> dict[str, An
         raise ReportError(f"cannot read {jsonl}: {e.strerror or e}") from e
     lines = raw.decode("utf-8", errors="replace").split("\n")
     last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
-    results: list[dict[str, Any]] = []
+    results: list[CaseResult] = []
     for i, line in enumerate(lines):
         if not line.strip():
             continue
@@ -154,22 +161,14 @@ def rebuild_from_jsonl(run_dir: Path, jsonl: Path | None = None) -> dict[str, An
             what = "truncated last line" if i == last else "unparseable line"
             _warn(report_warnings, f"{jsonl}:{i + 1}: {what} ignored ({len(line)} bytes)")
             continue
-        if not isinstance(r, dict) or "case" not in r or "status" not in r:
+        result = _result(r)
+        if result is None:
             _warn(report_warnings, f"{jsonl}:{i + 1}: not a case result; ignored")
             continue
-        results.append(r)
+        results.append(result)
     _warn(report_warnings, f"{run_dir}: no {REPORT_FILE} — the run did not finish; "
           f"rebuilt from {jsonl.name} ({len(results)} results)")
-    return {
-        "schema": meta.get("schema", SCHEMA_VERSION),
-        "tool": meta.get("tool", TOOL),
-        "created": meta.get("created"),
-        "environment": meta.get("environment") or {},
-        "target": meta.get("target") or {},
-        "results": results,
-        "summary": summary_of(results),
-        "run_id": meta.get("run_id", run_dir.name),
-        "complete": False,
-        "recovered": True,
-        "warnings": report_warnings,
-    }
+    return Report.from_json({
+        **meta, "schema": meta.get("schema", SCHEMA_VERSION), "tool": meta.get("tool", TOOL),
+        "results": results, "run_id": meta.get("run_id", run_dir.name), "complete": False,
+        "recovered": True, "warnings": report_warnings})

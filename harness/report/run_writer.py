@@ -6,7 +6,8 @@ Layout of ``<report_dir>/<run-id>/``:
   run id, environment, target. Lets a run that never finished be rebuilt.
 * ``results.jsonl`` — one JSON object per :class:`CaseResult`, appended, flushed and
   fsynced as soon as it is added: a SIGKILLed run loses at most the line being written.
-* ``report.json``   — DESIGN.md §4 schema 1, written atomically by :meth:`RunWriter.finish`.
+* ``report.json``   — the report schema (schema 1), written atomically by
+  :meth:`RunWriter.finish_report`, which hands the typed :class:`Report` back.
 
 ``<report_dir>/latest`` is a relative symlink to the newest run (or, where symlinks
 cannot be made, ``<report_dir>/LATEST`` holds the run id); it is pointed at the run when
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import math
 import os
 import secrets
 import tempfile
@@ -27,9 +27,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.results import SCHEMA_VERSION, CaseResult, summarise
+from harness.results import SCHEMA_VERSION, CaseResult, json_safe
 
-TOOL = "dino-harness"
+from .model import TOOL, BenchSection, Report, SelfcheckSection
+
 RESULTS_FILE = "results.jsonl"
 REPORT_FILE = "report.json"
 META_FILE = "run.json"
@@ -47,18 +48,6 @@ def new_run_id(now: _dt.datetime | None = None) -> str:
     return now.strftime("%Y%m%dT%H%M%S.") + f"{now.microsecond // 1000:03d}Z-" + secrets.token_hex(3)
 
 
-def json_safe(value: Any) -> Any:
-    """Non-finite floats → "nan"/"inf"/"-inf" (as ``harness.results`` does), recursively,
-    so that every line is strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
-
-
 def _fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -72,12 +61,14 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_json(path: str | os.PathLike[str], report: Mapping[str, Any]) -> Path:
-    """Write ``report`` to ``path`` atomically: a temp file in the same folder, fsynced,
-    then ``os.replace``d over ``path``. Readers see the old file or the new one, never half."""
+def write_json(path: str | os.PathLike[str], report: Report | Mapping[str, Any]) -> Path:
+    """Write ``report`` (typed, or any JSON object) to ``path`` atomically: a temp file in
+    the same folder, fsynced, then ``os.replace``d over ``path``. Readers see the old file
+    or the new one, never half."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(json_safe(report), indent=2, allow_nan=False) + "\n"
+    data = report.to_json() if isinstance(report, Report) else json_safe(report)
+    text = json.dumps(data, indent=2, allow_nan=False) + "\n"
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -127,7 +118,7 @@ class RunWriter:
 
     >>> w = RunWriter(Path("reports"), environment=env, target=target)
     >>> w.add(result)          # one JSONL line, flushed and fsynced
-    >>> path = w.finish()      # reports/<run-id>/report.json, atomic; reports/latest → run
+    >>> report = w.finish_report()  # reports/<run-id>/report.json, atomic; latest → run
 
     Also a context manager: leaving the block with an exception still writes
     ``report.json`` (with ``"complete": false``) for the results that landed.
@@ -169,31 +160,35 @@ class RunWriter:
             os.fsync(self._jsonl.fileno())
             self.results.append(result)
 
-    def report(self, *, complete: bool = True) -> dict[str, Any]:
-        """The report dict (schema 1) for the results added so far."""
+    def report(self, *, complete: bool = True, bench: BenchSection | None = None,
+               selfcheck: SelfcheckSection | None = None,
+               extra: Mapping[str, Any] | None = None) -> Report:
+        """The typed report for the results added so far. ``extra``: top-level fields a
+        command keeps for the tools that read its ``--json`` output."""
         with self._lock:
             results = list(self.results)
-        return {
-            "schema": SCHEMA_VERSION,
-            "tool": TOOL,
-            "created": self.created,
-            "environment": self.environment,
-            "target": self.target,
-            "results": [r.to_json() for r in results],
-            "summary": summarise(results),
-            # Added fields.
-            "run_id": self.run_id,
-            "finished": utc_now_iso(),
-            "complete": complete,
-        }
+        return Report(results=results, environment=self.environment, target=self.target,
+                      created=self.created, run_id=self.run_id, finished=utc_now_iso(),
+                      complete=complete, bench=bench, selfcheck=selfcheck,
+                      extra=dict(extra or {}))
 
-    def finish(self, *, complete: bool = True) -> Path:
-        """Close the stream, write ``report.json`` atomically, point ``latest`` at the run."""
+    def finish_report(self, *, complete: bool = True, bench: BenchSection | None = None,
+                      selfcheck: SelfcheckSection | None = None,
+                      extra: Mapping[str, Any] | None = None) -> Report:
+        """Close the stream, write ``report.json`` atomically, point ``latest`` at the run,
+        and hand back the report written: nobody needs to read it back from disk."""
         with self._lock:
             if not self._jsonl.closed:
                 self._jsonl.close()
-        self.report_path = write_json(self.run_dir / REPORT_FILE, self.report(complete=complete))
+        report = self.report(complete=complete, bench=bench, selfcheck=selfcheck, extra=extra)
+        self.report_path = write_json(self.run_dir / REPORT_FILE, report)
         point_latest(self.report_dir, self.run_id)
+        return report
+
+    def finish(self, *, complete: bool = True) -> Path:
+        """:meth:`finish_report`, for callers that want the path of ``report.json``."""
+        self.finish_report(complete=complete)
+        assert self.report_path is not None
         return self.report_path
 
     def close(self) -> None:

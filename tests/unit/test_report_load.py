@@ -18,8 +18,8 @@ def test_loads_report_json_and_any_json_output(tmp_path: Path) -> None:
     p = tmp_path / "out.json"
     p.write_text(json.dumps(report))
     loaded = load_report(p)
-    assert loaded["summary"] == report["summary"]
-    assert loaded["results"] == report["results"]
+    assert loaded.summary == report["summary"]
+    assert [r.to_json() for r in loaded.results] == report["results"]
 
 
 def test_truncated_last_line_is_ignored_with_a_warning(tmp_path: Path) -> None:
@@ -33,9 +33,9 @@ def test_truncated_last_line_is_ignored_with_a_warning(tmp_path: Path) -> None:
     with pytest.warns(ReportWarning) as caught:
         report = load_report(w.run_dir)
     assert any("truncated last line" in str(x.message) for x in caught)
-    assert len(report["results"]) == 4
-    assert report["summary"] == summarise(results)
-    assert any("truncated" in m for m in report["warnings"])
+    assert len(report.results) == 4
+    assert report.summary == summarise(results)
+    assert any("truncated" in m for m in report.warnings)
 
 
 def test_garbage_middle_line_is_skipped(tmp_path: Path) -> None:
@@ -45,8 +45,8 @@ def test_garbage_middle_line_is_skipped(tmp_path: Path) -> None:
     (run / "results.jsonl").write_text(f"{good}\n{{not json\n{good}\n[1, 2]\n")
     with pytest.warns(ReportWarning):
         report = load_report(run)
-    assert len(report["results"]) == 2
-    assert report["environment"] == {}  # no run.json: unknown, not an error
+    assert len(report.results) == 2
+    assert report.environment == {}  # no run.json: unknown, not an error
 
 
 @pytest.mark.parametrize("content, match", [
@@ -77,7 +77,7 @@ def test_missing_summary_is_recomputed(tmp_path: Path) -> None:
     del report["summary"]
     p = tmp_path / "r.json"
     p.write_text(json.dumps(report))
-    assert load_report(p)["summary"] == summarise(sample_results())
+    assert load_report(p).summary == summarise(sample_results())
 
 
 def test_wrong_summary_is_recomputed_with_a_warning(tmp_path: Path) -> None:
@@ -86,4 +86,4 @@ def test_wrong_summary_is_recomputed_with_a_warning(tmp_path: Path) -> None:
     p = tmp_path / "r.json"
     p.write_text(json.dumps(report))
     with pytest.warns(ReportWarning, match="does not match"):
-        assert load_report(p)["summary"] == summarise(sample_results())
+        assert load_report(p).summary == summarise(sample_results())

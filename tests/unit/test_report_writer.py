@@ -78,8 +78,8 @@ def test_finish_writes_schema_atomically_and_points_latest(tmp_path: Path) -> No
     assert sorted(p.name for p in w.run_dir.iterdir()) == ["report.json", "results.jsonl", "run.json"]
     latest = tmp_path / "reports" / "latest"
     assert latest.is_symlink() and os.readlink(latest) == w.run_id
-    assert load_report(latest)["summary"] == report["summary"]
-    assert load_report(tmp_path / "reports")["run_id"] == w.run_id  # a reports folder
+    assert load_report(latest).summary == report["summary"]
+    assert load_report(tmp_path / "reports").run_id == w.run_id  # a reports folder
     with pytest.raises(RuntimeError):
         w.add(results[0])
 
@@ -91,7 +91,7 @@ def test_latest_moves_to_the_newest_run(tmp_path: Path) -> None:
     b.add(sample_results()[0])
     b.finish()
     assert os.readlink(tmp_path / "reports" / "latest") == b.run_id
-    assert len(load_report(tmp_path / "reports" / "latest")["results"]) == 1
+    assert len(load_report(tmp_path / "reports" / "latest").results) == 1
 
 
 def test_latest_text_file_when_symlinks_fail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -106,8 +106,8 @@ def test_latest_text_file_when_symlinks_fail(tmp_path: Path, monkeypatch: pytest
     assert not (reports / "latest").exists()
     assert (reports / "LATEST").read_text().strip() == w.run_id
     # `dino-harness report reports/latest` still works.
-    assert load_report(reports / "latest")["run_id"] == w.run_id
-    assert load_report(reports / "LATEST")["run_id"] == w.run_id
+    assert load_report(reports / "latest").run_id == w.run_id
+    assert load_report(reports / "LATEST").run_id == w.run_id
 
 
 def test_write_json_atomic_replace(tmp_path: Path) -> None:
@@ -161,11 +161,11 @@ def test_sigkilled_run_is_rebuilt_from_jsonl(tmp_path: Path) -> None:
     with pytest.warns(ReportWarning, match="did not finish"):
         report = load_report(run_dir)
     expected = sample_results()[3:6]
-    assert [r["case"] for r in report["results"]] == [r.case for r in expected]
-    assert report["summary"] == summarise(expected)
-    assert report["complete"] is False and report["recovered"] is True
-    assert report["environment"]["hostname"] == SAMPLE_ENVIRONMENT["hostname"]
-    assert report["target"]["impl"] == "harness.losses"
+    assert [r.case for r in report.results] == [r.case for r in expected]
+    assert report.summary == summarise(expected)
+    assert report.complete is False and report.recovered is True
+    assert report.environment["hostname"] == SAMPLE_ENVIRONMENT["hostname"]
+    assert report.target["impl"] == "harness.losses"
     # The latest pointer was set when the run started, so `report reports/latest` works.
     with pytest.warns(ReportWarning):
-        assert len(load_report(reports / "latest")["results"]) == 3
+        assert len(load_report(reports / "latest").results) == 3

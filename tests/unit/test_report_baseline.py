@@ -1,4 +1,4 @@
-"""compare_reports: new failures, fixed, missing/added, overlap regressions with intervals."""
+"""compare_reports (harness.report.baseline): new failures, fixed, missing/added, overlap regressions with intervals."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 from rich.console import Console
 
 from harness.report import compare_command, compare_reports, render_comparison
-from harness.report.compare import NO_INTERVAL_REL_TOL
-from harness.report.fmt import summary_of
+from harness.report.baseline import NO_INTERVAL_REL_TOL
 from harness.report.samples import sample_report
+from harness.results import CaseResult, summarise
 
 
 def _find(report: dict, case: str, ws: int, backend: str = "gloo", prototypes: int | None = None) -> dict:
@@ -127,7 +127,7 @@ def test_compare_command_exit_codes(tmp_path: Path) -> None:
     base.write_text(json.dumps(sample_report()))
     new = sample_report()
     _find(new, "cls-loss-uneven", 2)["status"] = "fail"
-    new["summary"] = summary_of(new["results"])
+    new["summary"] = summarise([CaseResult.from_json(r) for r in new["results"]])
     newp = tmp_path / "new.json"
     newp.write_text(json.dumps(new))
     quiet = Console(file=open("/dev/null", "w"))  # noqa: SIM115

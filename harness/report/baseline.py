@@ -1,4 +1,4 @@
-"""Compare a new report with a baseline.
+"""The baseline comparison: a new report against a baseline report (`dino-harness compare`).
 
 Results are matched by ``(case, backend, world_size)``; an overlap result that carries
 ``prototypes`` (one case swept over several K) is also told apart by its K, so
@@ -37,6 +37,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..outcome import ExitCode
+from ..results import CaseResult
 from .fmt import (
     STATUS_LABEL,
     STATUS_STYLE,
@@ -46,6 +47,7 @@ from .fmt import (
     metric_interval,
     worst_ratio,
 )
+from .model import Report, as_report
 
 Key = tuple[str, str, int, str]  # case, backend, world size, variant ("" or "K=65536")
 
@@ -55,13 +57,9 @@ NO_INTERVAL_REL_TOL = 0.10
 _FAILING = ("fail", "error")
 
 
-def result_key(r: Mapping[str, Any]) -> Key:
-    try:
-        ws = int(r.get("world_size", 0))
-    except (TypeError, ValueError):
-        ws = -1
-    variant = f"K={r['prototypes']}" if r.get("prototypes") is not None else ""
-    return (str(r.get("case")), str(r.get("backend")), ws, variant)
+def result_key(r: CaseResult) -> Key:
+    k = r.extra.get("prototypes")
+    return (r.case, r.backend, r.world_size, f"K={k}" if k is not None else "")
 
 
 def key_text(key: Key) -> str:
@@ -152,12 +150,9 @@ class Comparison:
                 "matched": self.matched, "exit_code": self.exit_code}
 
 
-def _index(report: Mapping[str, Any]) -> dict[Key, Mapping[str, Any]]:
-    out: dict[Key, Mapping[str, Any]] = {}
-    for r in report.get("results") or []:
-        if isinstance(r, Mapping):
-            out[result_key(r)] = r  # a repeated key: the last result wins
-    return out
+def _index(report: Report) -> dict[Key, CaseResult]:
+    # A repeated key: the last result wins.
+    return {result_key(r): r for r in report.results}
 
 
 def _metric_change(new: Interval, base: Interval, higher_is_better: bool) -> int:
@@ -175,11 +170,13 @@ def _metric_change(new: Interval, base: Interval, higher_is_better: bool) -> int
     return -1 if worse else 1
 
 
-def compare_reports(new: Mapping[str, Any], baseline: Mapping[str, Any]) -> Comparison:
+def compare_reports(new: Report | Mapping[str, Any],
+                    baseline: Report | Mapping[str, Any]) -> Comparison:
+    """``new`` against ``baseline``, typed reports or their JSON objects."""
     cmp = Comparison()
-    new_idx, base_idx = _index(new), _index(baseline)
+    new_idx, base_idx = _index(as_report(new)), _index(as_report(baseline))
     for key, r in new_idx.items():
-        status = str(r.get("status"))
+        status = r.status
         b = base_idx.get(key)
         if b is None:
             cmp.added.append(key)
@@ -187,7 +184,7 @@ def compare_reports(new: Mapping[str, Any], baseline: Mapping[str, Any]) -> Comp
                 cmp.new_failures.append(StatusChange(key, None, status, worst_ratio(r)))
             continue
         cmp.matched += 1
-        old = str(b.get("status"))
+        old = b.status
         if status in _FAILING and old not in _FAILING:
             cmp.new_failures.append(StatusChange(key, old, status, worst_ratio(r)))
         elif status in _FAILING:
@@ -196,8 +193,8 @@ def compare_reports(new: Mapping[str, Any], baseline: Mapping[str, Any]) -> Comp
             cmp.fixed.append(StatusChange(key, old, status, worst_ratio(r)))
         elif old == "pass" and status == "skip":
             cmp.newly_skipped.append(StatusChange(key, old, status))
-        nm, bm = r.get("metrics"), b.get("metrics")
-        if isinstance(nm, Mapping) and isinstance(bm, Mapping):
+        nm, bm = r.metrics, b.metrics
+        if nm and bm:
             for metric, higher in OVERLAP_DIRECTIONS.items():
                 ni, bi = Interval.of(nm, metric), Interval.of(bm, metric)
                 if ni is None or bi is None:
