@@ -1,4 +1,4 @@
-"""`dino-harness` (also `python -m harness`): the command-line contract of DESIGN.md §3.
+"""`dino-harness` (also `python -m harness`): the command-line contract (README, "Command line").
 
 Exit codes are decided in :mod:`harness.outcome`; every bad input is a
 :class:`harness.errors.BadInput` and exits 2 here, in one place.

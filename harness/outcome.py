@@ -1,6 +1,6 @@
 """What a run's results mean for its exit code: the one rule every command applies.
 
-DESIGN §3: 0 all passed · 1 a check failed (mismatch, detected fault, regression, or the
+The command-line contract: 0 all passed · 1 a check failed (mismatch, detected fault, regression, or the
 target raised) · 2 bad input (see :mod:`harness.errors`) · 3 a rank hung or crashed.
 
 A result's ``status`` carries the severity: ``"error"`` is reserved for a rank that hung

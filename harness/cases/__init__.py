@@ -6,7 +6,7 @@ Every key, default and rule is in ``cases/README.md`` (its key table is rendered
 
 from ..errors import CaseError
 from .data import LogitsSpec, default_seed, round_to_dtype
-from .load import default_catalogue_dir, load_cases, load_unique, read_toml
+from .load import case_from_table, default_catalogue_dir, load_cases, load_unique, read_toml
 from .model import Case, expand
 from .schema import BACKENDS, COMMS_CALLS, DTYPES, QUANTITIES
 from .sharding import shard
@@ -21,6 +21,7 @@ __all__ = [
     "QUANTITIES",
     "Case",
     "CaseError",
+    "case_from_table",
     "LogitsSpec",
     "default_catalogue_dir",
     "default_seed",

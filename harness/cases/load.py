@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CaseError
+from ..paths import catalogue_dir
 from . import kind as kinds
 from .data import LogitsSpec, default_seed
 from .model import Case
@@ -28,8 +29,9 @@ _SYNTAX_RE = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 
 def default_catalogue_dir() -> Path:
-    """``<repo>/cases/correctness``."""
-    return Path(__file__).resolve().parents[2] / "cases" / "correctness"
+    """The correctness catalogue (``cases/correctness`` of the repository, or the
+    installed package's copy)."""
+    return catalogue_dir("correctness")
 
 
 def load_cases(paths: Sequence[str | Path] | str | Path) -> list[Case]:
@@ -150,6 +152,12 @@ def _load_file(path: Path) -> list[Case]:
             )
         names[c.name] = i
     return cases
+
+
+def case_from_table(table: dict[str, Any], *, defaults: dict[str, Any] | None = None,
+                    source: str = "<dict>") -> Case:
+    """Validate one case table (as in a TOML file) and build the Case."""
+    return build_case(dict(table), check_defaults(dict(defaults or {}), source), source, 0)
 
 
 def check_defaults(raw: dict[str, Any], source: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ tensors, the gradient bound) come from the case's kind (``harness.kinds``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -59,15 +59,6 @@ class Case:
     expect_error: str | None = default("expect_error")
     seed: int = 0
     deadline_s: float = default("deadline_s")
-
-    # -- construction ------------------------------------------------------------------
-    @classmethod
-    def from_dict(cls, table: Mapping[str, Any], *, defaults: Mapping[str, Any] | None = None,
-                  source: str = "<dict>") -> Case:
-        """Validate one case table (as in a TOML file) and build the Case."""
-        from .load import build_case, check_defaults
-
-        return build_case(dict(table), check_defaults(dict(defaults or {}), source), source, 0)
 
     # -- sharding ----------------------------------------------------------------------
     def batch_sizes(self, world_size: int) -> list[int]:

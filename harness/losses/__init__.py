@@ -1,4 +1,4 @@
-"""Reference implementation of the seed API (DESIGN.md §1): the system under test.
+"""Reference implementation of the seed API (README, "The reference implementation"): the system under test.
 
 Written so that on N ranks every output equals the single-process result on the
 concatenated global batch, including where the seed's own design does not (uneven

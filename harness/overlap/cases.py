@@ -55,6 +55,7 @@ from ..cases import validate as v
 from ..cases.load import case_label, case_tables, load_unique, read_toml
 from ..cases.schema import BACKENDS, DTYPES
 from ..errors import CaseError
+from ..paths import catalogue_dir
 
 MIN_ITERATIONS = 20
 
@@ -223,8 +224,8 @@ def load_overlap_cases(paths: Sequence[str | Path] | str | Path) -> list[Overlap
 
 
 def default_overlap_dir() -> Path:
-    """``<repo>/cases/overlap``."""
-    return Path(__file__).resolve().parent.parent.parent / "cases" / "overlap"
+    """The overlap catalogue (``cases/overlap``, or the installed package's copy)."""
+    return catalogue_dir("overlap")
 
 
 def plan(cases: Sequence[OverlapCase], backend: str, world_sizes: Sequence[int],

@@ -38,7 +38,7 @@ import numpy as np
 
 from .stats import ci_width, metric_fields, statistic_fields
 
-#: The report's overlap metrics (DESIGN §4), in report order.
+#: The report's overlap metrics (the report schema, README "Report schema"), in report order.
 METRICS = ("comm_ms", "bwd_ms", "serial_ms", "overlapped_ms", "exposed_ms", "hidden_fraction",
            "interference", "efficiency")
 #: Added metrics: the parts of the overlapped step, and clock cross-checks.

@@ -1,5 +1,5 @@
 """Parent side: run one overlap case on a warm pool and turn the ranks' raw times into a
-:class:`~harness.results.CaseResult` (DESIGN §4 plus the overlap fields)."""
+:class:`~harness.results.CaseResult` (report schema 1 plus the overlap fields)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ bias, the norm scale g frozen at 1 as DINO's ``norm_last_layer``)``; the weight 
 applied to the output columns (the same function as ``weight_norm``, cheaper). The teacher is a
 frozen deep copy; its logits are computed under ``no_grad``.
 
-One training step, as DESIGN §1's timing contract has it::
+One training step, as the seed API's timing contract has it (README)::
 
     probs = loss.softmax_center_teacher(t_logits, teacher_temp)  # applies last step's update
     value = loss.forward(s_logits, probs)

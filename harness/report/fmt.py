@@ -107,7 +107,7 @@ def display_id(result: CaseResult) -> str:
 def check_ratio(check: Check) -> float | None:
     """Worst error / tolerance of one check.
 
-    The check's own ``ratio`` wins (``harness.compare`` always sets it: worst
+    The check's own ``ratio`` wins (``harness.checks.closeness`` always sets it: worst
     ``|actual - expected| / max(1, |expected|)`` over the tolerance). Without it (an older
     report) ``min(max_abs_err, max_rel_err) / tolerance``, an upper bound of that same
     scaled error; a zero tolerance with a non-zero error is inf.

@@ -15,7 +15,7 @@ Measured side by side in one process, per world size:
                           init_process_group (file:// rendezvous, no port race), one
                           all-reduce, destroy_process_group, join
   spawn_over_warm_ratio   spawn_case_ms_median / warm_case_ms_median
-Targets (DESIGN): warm_case_ms_median <= 20 and ratio >= 50 at 2 ranks.
+Targets: warm_case_ms_median <= 20 and ratio >= 50 at 2 ranks.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The command-line contract (DESIGN.md §3): flags, exit codes, report files."""
+"""The command-line contract (README, "Command line"): flags, exit codes, report files."""
 
 from __future__ import annotations
 

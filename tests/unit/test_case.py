@@ -16,6 +16,7 @@ from harness.cases import (
     QUANTITIES,
     Case,
     CaseError,
+    case_from_table,
     default_catalogue_dir,
     default_seed,
     expand,
@@ -365,7 +366,7 @@ def test_defaults_merge_and_skip_keys_of_other_kinds(tmp_path: Path) -> None:
 
 
 def test_built_in_defaults() -> None:
-    c = Case.from_dict({"name": "sinkhorn-x", "kind": "sinkhorn"})
+    c = case_from_table({"name": "sinkhorn-x", "kind": "sinkhorn"})
     assert c.world_sizes == (1, 2, 3, 4) and c.backends == ("gloo", "nccl")
     assert c.batch_per_rank == (8,) and c.num_samples == "global_int" and c.n_iterations == 3
     assert c.seed == default_seed("sinkhorn-x") and c.deadline_s == 60.0
@@ -374,7 +375,7 @@ def test_built_in_defaults() -> None:
 
 def test_from_dict_validates() -> None:
     with pytest.raises(CaseError, match="<dict>: case 'a': key 'K': expected an int >= 1, got 0"):
-        Case.from_dict({"name": "a", "kind": "sinkhorn", "K": 0})
+        case_from_table({"name": "a", "kind": "sinkhorn", "K": 0})
 
 
 def test_case_is_picklable_hashable_and_json_friendly(catalogue: list[Case]) -> None:
@@ -387,7 +388,7 @@ def test_case_is_picklable_hashable_and_json_friendly(catalogue: list[Case]) -> 
 
 
 def test_max_collectives() -> None:
-    c = Case.from_dict({
+    c = case_from_table({
         "name": "comms-x", "kind": "comms", "n_iterations": 4,
         "comms": {"update_center": 1, "sinkhorn_knopp": {"base": 1, "per_iteration": 1}},
     })
@@ -401,12 +402,12 @@ def test_max_collectives() -> None:
 # sizes, sharding, expansion
 # --------------------------------------------------------------------------------------
 def test_batch_sizes_cycle() -> None:
-    c = Case.from_dict({"name": "cls-x", "kind": "cls", "batch_per_rank": [3, 0, 5],
+    c = case_from_table({"name": "cls-x", "kind": "cls", "batch_per_rank": [3, 0, 5],
                         "world_sizes": [1, 3, 4, 7]})
     assert c.batch_sizes(1) == [3]
     assert c.batch_sizes(4) == [3, 0, 5, 3]
     assert c.batch_sizes(7) == [3, 0, 5, 3, 0, 5, 3]
-    d = Case.from_dict({"name": "ibot-x", "kind": "ibot", "masked_per_rank": 6})
+    d = case_from_table({"name": "ibot-x", "kind": "ibot", "masked_per_rank": 6})
     assert d.masked_counts(3) == [6, 6, 6]
     with pytest.raises(ValueError):
         c.batch_sizes(0)
@@ -426,9 +427,9 @@ def test_shard_concatenates_to_the_global_array() -> None:
 
 
 def test_expand_filters_by_the_case_lists() -> None:
-    a = Case.from_dict({"name": "sinkhorn-a", "kind": "sinkhorn", "world_sizes": [2, 4],
+    a = case_from_table({"name": "sinkhorn-a", "kind": "sinkhorn", "world_sizes": [2, 4],
                         "backends": ["gloo"]})
-    b = Case.from_dict({"name": "sinkhorn-b", "kind": "sinkhorn"})
+    b = case_from_table({"name": "sinkhorn-b", "kind": "sinkhorn"})
     runs = expand([a, b], ["gloo", "nccl"], [1, 2, 3, 4])
     ids = [c.test_id(be, w) for c, be, w in runs]
     assert ids[:2] == ["sinkhorn-a[gloo-ws2]", "sinkhorn-a[gloo-ws4]"]
@@ -445,11 +446,11 @@ def test_expand_filters_by_the_case_lists() -> None:
 def test_data_is_deterministic_and_seed_dependent() -> None:
     table = {"name": "cls-det", "kind": "cls", "batch_per_rank": [3, 2],
              "logits": {"sample_offset": 1.0, "prototype_offset": 0.5}}
-    one = Case.from_dict(table).global_data(2)
-    two = Case.from_dict(table).global_data(2)
+    one = case_from_table(table).global_data(2)
+    two = case_from_table(table).global_data(2)
     for key in one:
         np.testing.assert_array_equal(one[key], two[key])
-    other = Case.from_dict({**table, "seed": 7}).global_data(2)
+    other = case_from_table({**table, "seed": 7}).global_data(2)
     assert not np.array_equal(one["student"], other["student"])
     assert not np.array_equal(one["student"], one["teacher_logits"][:, :, :])
 
@@ -463,7 +464,7 @@ def test_shards_concatenate_to_the_global_batch_at_every_world_size(kind: str) -
         table["masked_per_rank"] = [5, 2, 0]
     if kind == "comms":
         table["comms"] = {"update_center": 1}
-    c = Case.from_dict({**table, "K": 16})
+    c = case_from_table({**table, "K": 16})
     largest = c.global_data(4)
     for w in (1, 2, 3, 4):
         data = c.global_data(w)
@@ -479,11 +480,11 @@ def test_shards_concatenate_to_the_global_batch_at_every_world_size(kind: str) -
 
 
 def test_centering_layout_and_2d_teacher() -> None:
-    c = Case.from_dict({"name": "centering-x", "kind": "centering", "steps": 5,
+    c = case_from_table({"name": "centering-x", "kind": "centering", "steps": 5,
                         "updates_per_apply": 2, "views_teacher": 3, "batch_per_rank": [4, 1], "K": 8})
     assert c.global_data(2)["teacher"].shape == (5, 2, 3, 5, 8)
     assert c.sample_axis("teacher") == 3
-    flat = Case.from_dict({"name": "centering-y", "kind": "centering", "teacher_2d": True,
+    flat = case_from_table({"name": "centering-y", "kind": "centering", "teacher_2d": True,
                            "batch_per_rank": [6, 2], "K": 8, "steps": 5})
     assert flat.global_data(2)["teacher"].shape == (5, 1, 8, 8)
     assert flat.sample_axis("teacher") == 2
@@ -491,25 +492,25 @@ def test_centering_layout_and_2d_teacher() -> None:
 
 def test_logit_distributions_offsets_and_outlier() -> None:
     base = {"name": "sinkhorn-u", "kind": "sinkhorn", "K": 512, "batch_per_rank": 16}
-    u = Case.from_dict({**base, "logits": {"distribution": "uniform", "scale": 120.0}})
+    u = case_from_table({**base, "logits": {"distribution": "uniform", "scale": 120.0}})
     x = u.global_data(4)["teacher"]
     assert np.abs(x).max() <= 120.0 and np.abs(x).max() > 119.0
-    out = Case.from_dict({**base, "logits": {"outlier_offset": -5.0}})
+    out = case_from_table({**base, "logits": {"outlier_offset": -5.0}})
     y = out.global_data(2)["teacher"]
     assert y[-1].mean() < -4.0 and abs(y[:-1].mean()) < 0.2
-    first = Case.from_dict({**base, "logits": {"outlier_offset": -5.0, "outlier_index": 0}})
+    first = case_from_table({**base, "logits": {"outlier_offset": -5.0, "outlier_index": 0}})
     assert first.global_data(3)["teacher"][0].mean() < -4.0
-    proto = Case.from_dict({**base, "logits": {"prototype_offset": 3.0, "scale": 0.1}})
+    proto = case_from_table({**base, "logits": {"prototype_offset": 3.0, "scale": 0.1}})
     z = proto.global_data(4)["teacher"]
     assert np.abs(z.mean(axis=0)).max() > 3.0  # offsets shared by every sample
-    samp = Case.from_dict({**base, "logits": {"sample_offset": 3.0, "scale": 0.1}})
+    samp = case_from_table({**base, "logits": {"sample_offset": 3.0, "scale": 0.1}})
     v = samp.global_data(4)["teacher"]
     assert v.mean(axis=1).std() > 1.0 and v.std(axis=1).max() < 0.2
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
 def test_data_is_exact_in_its_dtype(dtype: str) -> None:
-    c = Case.from_dict({"name": "dinov2-x", "kind": "dinov2", "K": 32, "teacher_dtype": dtype,
+    c = case_from_table({"name": "dinov2-x", "kind": "dinov2", "K": 32, "teacher_dtype": dtype,
                         "student_dtype": "float32", "logits": {"scale": 3.0}})
     data = c.global_data(2)
     for name, arr in data.items():
@@ -547,8 +548,8 @@ def test_round_to_dtype_bfloat16_rounds_to_nearest_even() -> None:
 _SEED_SCRIPT = """
 import hashlib, json, sys
 import harness.kinds  # registers the case kinds
-from harness.cases import Case, default_seed, load_cases, default_catalogue_dir
-c = Case.from_dict({"name": "sinkhorn-seed-probe", "kind": "sinkhorn", "K": 16,
+from harness.cases import Case, case_from_table, default_seed, load_cases, default_catalogue_dir
+c = case_from_table({"name": "sinkhorn-seed-probe", "kind": "sinkhorn", "K": 16,
                     "batch_per_rank": [3, 1], "logits": {"sample_offset": 1.0}})
 cases = {x.name: x.seed for x in load_cases([default_catalogue_dir()])}
 digest = hashlib.sha256(c.global_data(2)["teacher"].tobytes()).hexdigest()
@@ -564,7 +565,7 @@ def test_seeds_and_data_are_stable_across_processes(catalogue: list[Case]) -> No
     proc = subprocess.run([sys.executable, "-c", _SEED_SCRIPT], capture_output=True, text=True,
                           env=env, cwd=str(REPO), timeout=60, check=True)
     theirs = json.loads(proc.stdout)
-    c = Case.from_dict({"name": "sinkhorn-seed-probe", "kind": "sinkhorn", "K": 16,
+    c = case_from_table({"name": "sinkhorn-seed-probe", "kind": "sinkhorn", "K": 16,
                         "batch_per_rank": [3, 1], "logits": {"sample_offset": 1.0}})
     assert theirs["seed"] == default_seed("sinkhorn-seed-probe") == c.seed
     assert theirs["digest"] == hashlib.sha256(c.global_data(2)["teacher"].tobytes()).hexdigest()
@@ -580,8 +581,8 @@ def test_default_seed_is_pinned() -> None:
 # tolerances
 # --------------------------------------------------------------------------------------
 def test_tolerance_defaults_by_dtype_and_magnitude() -> None:
-    f32 = Case.from_dict({"name": "cls-t", "kind": "cls", "batch_per_rank": 8})
-    bf16 = Case.from_dict({"name": "cls-b", "kind": "cls", "batch_per_rank": 8,
+    f32 = case_from_table({"name": "cls-t", "kind": "cls", "batch_per_rank": 8})
+    bf16 = case_from_table({"name": "cls-b", "kind": "cls", "batch_per_rank": 8,
                            "teacher_dtype": "bfloat16", "student_dtype": "bfloat16"})
     assert f32.tolerance("center") == pytest.approx(2e-6)
     assert f32.tolerance("sinkhorn") == pytest.approx(1e-5)
@@ -594,7 +595,7 @@ def test_tolerance_defaults_by_dtype_and_magnitude() -> None:
     assert f32.grad_bound() == pytest.approx(2 / (0.1 * 6 * 8))
     assert f32.tolerance("grad") == pytest.approx(1e-5 * f32.grad_bound())
     assert bf16.tolerance("grad") == pytest.approx(2**-8 * bf16.grad_bound())
-    big = Case.from_dict({"name": "sinkhorn-big", "kind": "sinkhorn", "teacher_temp": 0.04,
+    big = case_from_table({"name": "sinkhorn-big", "kind": "sinkhorn", "teacher_temp": 0.04,
                           "logits": {"distribution": "uniform", "scale": 120.0}})
     assert big.tolerance("sinkhorn") == pytest.approx(1e-5 * 3.0)
     with pytest.raises(ValueError, match="quantity"):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import harness.kinds
-from harness.cases import Case, CaseError
+from harness.cases import Case, CaseError, case_from_table
 from harness.cases.kind import registry
 from harness.cases.schema import KEYS, kinds_of, markdown_table
 
@@ -80,16 +80,16 @@ def toy_kind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 def test_a_new_kind_is_one_module(toy_kind: None, tmp_path: Path) -> None:
     assert list(registry())[-1] == "toy"
-    case = Case.from_dict({"name": "toy-a", "kind": "toy", "K": 8, "batch_per_rank": [2, 3],
+    case = case_from_table({"name": "toy-a", "kind": "toy", "K": 8, "batch_per_rank": [2, 3],
                            "steps": 2})
     assert case.global_data(2)["teacher"].shape == (5, 8)
     assert case.grad_bound() == 1.0
     steps_row = next(row for row in markdown_table().splitlines() if row.startswith("| `steps`"))
     assert steps_row.endswith("| centering toy |")
     with pytest.raises(CaseError, match="expected no 'momentum' in a 'toy' case"):
-        Case.from_dict({"name": "toy-b", "kind": "toy", "momentum": 0.5})
+        case_from_table({"name": "toy-b", "kind": "toy", "momentum": 0.5})
 
 
 def test_without_the_module_the_kind_is_unknown() -> None:
     with pytest.raises(CaseError, match="key 'kind': expected one of 'centering'.*got 'toy'"):
-        Case.from_dict({"name": "toy-a", "kind": "toy"})
+        case_from_table({"name": "toy-a", "kind": "toy"})

@@ -151,7 +151,7 @@ def test_sinkhorn_invariant_to_per_prototype_and_global_shift(n_iterations):
 
 def test_sinkhorn_per_sample_shift_is_not_invariant():
     """A per-sample max shift changes the result at finite iterations: the golden must
-    tell that faulty implementation apart (DESIGN.md, known ways to miss)."""
+    tell that faulty implementation apart (the known ways to miss, README)."""
     x = rng(6).normal(size=(8, 6))
     shifted = x - x.max(axis=1, keepdims=True)
     assert np.abs(g.sinkhorn(shifted, 0.1, 3) - g.sinkhorn(x, 0.1, 3)).max() > 1e-2

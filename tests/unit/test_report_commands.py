@@ -21,7 +21,7 @@ def _write(tmp_path: Path, report: dict) -> Path:
 
 def test_console_and_exit_codes(tmp_path: Path) -> None:
     quiet = Console(file=open("/dev/null", "w"))  # noqa: SIM115
-    # The sample has a hung rank: exit 3 (DESIGN §3).
+    # The sample has a hung rank: exit 3 (the command-line contract).
     assert report_command(_write(tmp_path, sample_report()), "console", None, console=quiet) == 3
     ok = CaseResult("ok", "cls", "gloo", 2, "pass", 0.1, [Check("loss", 0, 0, 1e-5, True)])
     bad = CaseResult("bad", "cls", "gloo", 2, "fail", 0.1, [Check("loss", 1, 1, 1e-5, False)])

@@ -61,7 +61,7 @@ def test_finish_writes_schema_atomically_and_points_latest(tmp_path: Path) -> No
     path = w.finish()
     assert path == tmp_path / "reports" / "20250101T000000.000Z-abcdef" / "report.json"
     report = json.loads(path.read_text(encoding="utf-8"))
-    # DESIGN §4 schema 1, exactly these top-level names (more may be added).
+    # Report schema 1, exactly these top-level names (more may be added).
     for key in ("schema", "tool", "created", "environment", "target", "results", "summary"):
         assert key in report
     assert report["schema"] == 1 and report["tool"] == "dino-harness"
