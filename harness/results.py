@@ -37,6 +37,10 @@ class Check:
     ratio: float | None = None  # worst error / tolerance
     nonfinite: int = 0  # count of NaN/inf in the actual values where the expected is finite
     detail: str = ""
+    # A failed check's kind of mistake (harness.checks.closeness.CATEGORIES): "distributed"
+    # (N ranks differ from one process, or ranks disagree), "numerics" (non-finite where
+    # the oracle is finite), "semantics" (one process differs from its style's oracle).
+    category: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # fields of another version
 
     def to_json(self) -> dict[str, Any]:

@@ -16,6 +16,10 @@ import numpy as np
 
 from ..results import Check
 
+#: What a failed check blames, by what it compared (see :func:`category_of`).
+CATEGORIES = ("distributed", "numerics", "semantics")
+DISTRIBUTED_COMPARISONS = frozenset({"dist_vs_single", "rank_agreement"})
+
 
 def to_numpy(value: Any) -> np.ndarray:
     """float64 view of a tensor, array or scalar (bf16 tensors included)."""
@@ -99,3 +103,26 @@ def worst_of(name: str, checks: list[Check]) -> Check:
 def _badness(check: Check) -> tuple[int, float]:
     ratio = check.ratio if check.ratio is not None else (0.0 if check.passed else float("inf"))
     return (0 if check.passed else 1, ratio)
+
+
+def category_of(check: Check) -> str | None:
+    """The kind of mistake a failed check shows; None for a passing one.
+
+    N ranks against one process, or rank against rank: ``distributed`` -- unless the
+    reference side itself was not finite there, which is ``numerics`` (the one-process run
+    overflowed too). One process against the float64 oracle: ``numerics`` when it produced
+    non-finite values the oracle did not, else ``semantics``. A contract check (an
+    expected error, a collective budget) carries its category from where it was made.
+    """
+    if check.passed:
+        return None
+    if check.category:
+        return check.category
+    if check.comparison in DISTRIBUTED_COMPARISONS:
+        expected = check.expected
+        if expected is not None and not np.isfinite(expected):
+            return "numerics"
+        return "distributed"
+    if check.comparison == "single_vs_oracle":
+        return "numerics" if check.nonfinite else "semantics"
+    return "semantics"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..results import Check
-from .closeness import compare, rank_agreement, worst_of
+from .closeness import category_of, compare, rank_agreement, worst_of
 
 
 class Checks:
@@ -47,13 +47,18 @@ class Checks:
             name=name, max_abs_err=float("inf"), max_rel_err=float("inf"), tolerance=tolerance,
             passed=False, rank=rank, comparison=comparison, detail=f"{what}. {detail}".strip()))
 
-    def expect(self, name: str, passed: bool, detail: str, *, rank: int | None = None) -> None:
-        """A yes/no check (an expected error, a collective budget)."""
+    def expect(self, name: str, passed: bool, detail: str, *, rank: int | None = None,
+               category: str = "semantics") -> None:
+        """A yes/no check (an expected error: semantics; a collective budget: distributed)."""
         self._by_key.setdefault((name, "contract"), []).append(Check(
             name=name, max_abs_err=0.0 if passed else float("inf"),
             max_rel_err=0.0 if passed else float("inf"), tolerance=0.0, passed=passed,
             rank=rank, comparison="contract", ratio=0.0 if passed else float("inf"),
-            detail=detail))
+            detail=detail, category=None if passed else category))
 
     def result(self) -> list[Check]:
-        return [worst_of(name, checks) for (name, _), checks in self._by_key.items()]
+        """The worst check per quantity, every failed one with its category."""
+        out = [worst_of(name, checks) for (name, _), checks in self._by_key.items()]
+        for check in out:
+            check.category = category_of(check)
+        return out

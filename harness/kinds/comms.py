@@ -92,14 +92,15 @@ def verify(job: Job, target: Target, ranks: list[dict], single: dict) -> list[An
         for rank, calls in enumerate(per_rank):
             listing = ", ".join(_fmt(c) for c in calls) or "none"
             checks.expect(f"collectives:{call}", len(calls) <= budget,
-                          f"{len(calls)} collective(s), budget {budget}: {listing}", rank=rank)
+                          f"{len(calls)} collective(s), budget {budget}: {listing}", rank=rank,
+                          category="distributed")
             if calls != per_rank[0]:
                 first = next((i for i, (a, b) in enumerate(zip(calls, per_rank[0], strict=False)) if a != b),
                              min(len(calls), len(per_rank[0])))
                 checks.expect(f"rank_agreement:{call}", False,
                               f"rank {rank} differs from rank 0 at collective #{first}: "
                               f"{_fmt_at(calls, first)} vs {_fmt_at(per_rank[0], first)}",
-                              rank=rank)
+                              rank=rank, category="distributed")
             else:
                 checks.expect(f"rank_agreement:{call}", True, f"{len(calls)} collective(s) agree",
                               rank=rank)

@@ -267,7 +267,8 @@ def kind_tables(report: Report) -> list[TableData]:
 
 # --------------------------------------------------------------------------- failures
 
-CHECK_COLUMNS = (Column("check"), Column("comparison"), Column("rank", numeric=True),
+CHECK_COLUMNS = (Column("check"), Column("category"), Column("comparison"),
+                 Column("rank", numeric=True),
                  Column("index"), Column("actual", numeric=True),
                  Column("expected", numeric=True), Column("abs err", numeric=True),
                  Column("rel err", numeric=True), Column("tol", numeric=True),
@@ -277,7 +278,8 @@ CHECK_COLUMNS = (Column("check"), Column("comparison"), Column("rank", numeric=T
 
 def check_row(c: Check) -> tuple[Cell, ...]:
     nonfinite = int(num(c.nonfinite) or 0)
-    return (cell(c.name, "strong"), cell(c.comparison), cell("all" if c.rank is None else c.rank),
+    return (cell(c.name, "strong"), cell(c.category or "", "bad" if c.category else "dim"),
+            cell(c.comparison), cell("all" if c.rank is None else c.rank),
             cell(index_text(c.index)), cell(format_float(c.actual, 6)),
             cell(format_float(c.expected, 6)), cell(format_float(c.max_abs_err)),
             cell(format_float(c.max_rel_err)), cell(format_float(c.tolerance)),

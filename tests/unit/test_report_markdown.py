@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from harness.report import to_markdown
 from harness.report.markdown import md_code_block, md_escape
 from harness.report.samples import sample_report
+from harness.report.sections import CHECK_COLUMNS
 from harness.results import CaseResult, Check, RankError
 
 
@@ -45,7 +46,7 @@ def test_case_and_target_strings_are_escaped() -> None:
     assert "evil\\|case \\`rm -rf\\` \\*x\\* &lt;b&gt;y&lt;/b&gt; \\$z\\$ &#64;team" in row
     assert "<b>" not in md
     check_row = next(line for line in md.splitlines() if line.startswith("| loss"))
-    assert len(_cells(check_row)) == 12
+    assert len(_cells(check_row)) == len(CHECK_COLUMNS)  # one cell per column, no more
     assert "a \\| b<br>second line" in check_row
     assert "my\\|impl\\`" in md and "h\\|ost" in md
     # The traceback's own backtick runs cannot close its fence.
