@@ -10,8 +10,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from . import styles
 from .errors import BadInput, UsageError
 from .outcome import ExitCode
+from .targets import AUTO
 
 
 def _positive_float(text: str) -> float:
@@ -34,9 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     def target_flags(p: argparse.ArgumentParser) -> None:
         p.add_argument("--impl", default="harness.losses",
-                       help="target: a module name or a .py file path (default: harness.losses)")
-        p.add_argument("--api", default="seed", choices=["seed", "dinov2", "dinov3"],
-                       help="the target's API style (default: seed)")
+                       help="target: a module name or a .py file path, optionally "
+                            "followed by :attribute (default: harness.losses)")
+        p.add_argument("--api", default=AUTO, choices=[AUTO, *styles.names()],
+                       help="the target's API style (default: auto, which says what it chose)")
+        p.add_argument("--adapter", default=None, metavar="FILE.py",
+                       help="a style of your own: a file defining STYLE = harness.styles.Style(...)")
 
     def dist_flags(p: argparse.ArgumentParser, sizes: str) -> None:
         p.add_argument("--backend", default="gloo", choices=["gloo", "nccl"])

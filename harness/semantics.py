@@ -8,7 +8,12 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Semantics:
-    """What the target computes on one process, for the float64 oracle."""
+    """What a style computes on one process, for the float64 oracle."""
 
     center_init: str = "first"  # "first": first batch center becomes the center; "zero": EMA from 0
     cls_reduction: str = "mean_off_diagonal"  # or "sum_all_pairs" (sum over pairs of sample means)
+    #: The number of teacher views the style's CLS loss takes, when it is fixed (the original
+    #: DINO and solo-learn always split the teacher into 2 global crops).
+    teacher_views: int | None = None
+    #: Whether the style has a Sinkhorn-Knopp teacher at all.
+    sinkhorn: bool = True

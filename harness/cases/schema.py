@@ -16,7 +16,7 @@ from .validate import MISSING, Validator
 
 DTYPES = ("float32", "bfloat16", "float16")
 BACKENDS = ("gloo", "nccl")
-NUM_SAMPLES = ("global_int", "local_tensor", "none")
+NUM_SAMPLES = ("global_int", "local_tensor", "local_int", "none")
 TEACHER_NORMS = ("sinkhorn", "softmax")
 DISTRIBUTIONS = ("normal", "uniform")
 QUANTITIES = ("center", "probs", "sinkhorn", "loss", "grad")

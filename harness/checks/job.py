@@ -27,7 +27,7 @@ class Job:
     mode: str = "dist"  # "dist": this rank's shard; "single": the whole global batch on one rank
 
     def target_api(self) -> Target:
-        return load_target(self.target.impl, self.target.api)
+        return load_target(self.target.impl, self.target.api, self.target.adapter)
 
     def data(self) -> dict[str, np.ndarray]:
         """The global batch (read-only: every tensor handed to a target is a copy)."""
@@ -65,12 +65,15 @@ def quantised(array: np.ndarray, dtype: str) -> np.ndarray:
 
 def num_samples_arg(convention: str, local_rows: int, global_rows: int,
                     device: torch.device) -> int | torch.Tensor | None:
-    """The three ways callers pass Sinkhorn's sample count (the ``num_samples`` key); a
-    correct target gives the same answer."""
+    """The ways callers pass Sinkhorn's sample count (the ``num_samples`` key); a correct
+    target gives the same answer. ``local_int`` is what stable-pretraining's iBOT, DINOv2
+    and DINOv3 methods pass: a plain int of the rank's own count."""
     if convention == "global_int":
         return global_rows
     if convention == "local_tensor":
         return torch.tensor(local_rows, device=device)
+    if convention == "local_int":
+        return local_rows
     return None
 
 

@@ -17,6 +17,7 @@ from ..outcome import rank_failure_fields, verify_failure_fields
 from ..results import CaseResult
 from ..runtime import RankFailure
 from ..runtime.executor import Executor
+from ..styles import CONTRACTS, required_contract
 from ..targets import Target
 from .job import Job
 
@@ -59,12 +60,19 @@ def run_case(case: Case, backend: str, world_size: int, executor: Executor, targ
 def skip_reason(case: Case, target: Target) -> str | None:
     """Why this target cannot be asked this case at all (the same answer on every rank)."""
     kind = kinds.get(case.kind)
-    if kind.missing(target.api):
-        return f"--api {target.spec.api} has no {case.kind} API"
-    if case.expect_error and target.spec.api != "seed":
-        return f"the expected {case.expect_error} is a seed-API contract, not the {target.spec.api} style's"
+    style = target.spec.api
+    if missing := kind.missing(target.api):
+        return f"the {style} style has no {case.kind} API (it lacks {', '.join(missing)})"
+    contract = required_contract(case)
+    if contract is not None and contract not in target.contracts:
+        return (f"'{CONTRACTS[contract]}' is a contract of the seed reference that this {style} "
+                "target does not promise (a seed-API module promises it by listing "
+                f"{contract!r} in DINO_HARNESS_CONTRACTS)")
+    views = target.semantics.teacher_views
+    if views is not None and "views_teacher" in kind.keys and case.views_teacher != views:
+        return f"the {style} style's CLS loss always takes {views} teacher views"
     if kind.calls_missing and (missing := kind.calls_missing(case, target.api)):
-        return f"target cannot make: {', '.join(missing)}"
+        return f"the {style} style cannot make: {', '.join(missing)}"
     return None
 
 

@@ -32,6 +32,7 @@ def seed_api(variant: Variant = REFERENCE, *,
     for cls in (DINOv1Loss, iBOTPatchLoss, DINOv2Loss):
         cls.variant = variant
     return {
+        "DINO_HARNESS_CONTRACTS": reference.DINO_HARNESS_CONTRACTS,
         "cross_entropy_loss": reference.cross_entropy_loss,
         "sinkhorn_knopp": functools.partial(reference.sinkhorn_knopp, variant=variant),
         "DINOv1Loss": DINOv1Loss,

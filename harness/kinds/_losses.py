@@ -96,8 +96,15 @@ def loss_kind(name: str, order: int, parts: dict[str, Part], needs: str,
             yield from (abs(parts[part].weight(case)) * b for b in bound(case))
 
     return Kind(name=name, order=order, keys=frozenset(keys), tensors=tensors,
-                needs=(needs, "sinkhorn_knopp"), rank_program=rank_program, verify=verify,
-                grad_bounds=grad_bounds, check=_softmax_rule)
+                needs=(needs,), rank_program=rank_program, verify=verify,
+                grad_bounds=grad_bounds, check=_softmax_rule, calls_missing=_sinkhorn_missing)
+
+
+def _sinkhorn_missing(case: Any, api: Any) -> list[str]:
+    """A Sinkhorn teacher needs the target's Sinkhorn; a softmax teacher does not."""
+    if case.teacher_norm == "sinkhorn" and not hasattr(api, "sinkhorn_knopp"):
+        return ["sinkhorn_knopp (for teacher_norm = 'sinkhorn')"]
+    return []
 
 
 def _leaf(job: Job, api: Any, rank: int, device: Any, part: Part) -> tuple[Any, Any]:

@@ -46,6 +46,8 @@ def rank_program(ctx: RankContext, job: Job) -> dict[str, Any]:
     rows = teacher.reshape(-1, teacher.shape[-1])
     global_rows = case.views_teacher * case.global_count("teacher_logits", world)
     num_samples = num_samples_arg(case.num_samples, rows.shape[0], global_rows, ctx.device)
+    patch_samples = num_samples_arg(case.num_samples, patch_teacher.shape[0],
+                                    case.global_count("teacher_patch_logits", world), ctx.device)
     dino = api.DINOv1Loss(temperature_student=case.student_temp, center_momentum=case.momentum)
     probs = torch.softmax(teacher.float() / case.teacher_temp, dim=-1)
     patch_probs = torch.softmax(patch_teacher.float() / case.teacher_temp, dim=-1)
@@ -65,7 +67,7 @@ def rank_program(ctx: RankContext, job: Job) -> dict[str, Any]:
             dino.sinkhorn_knopp_teacher(teacher, case.teacher_temp, num_samples, case.n_iterations)
         elif call == "ibot_sinkhorn_knopp_teacher":
             api.iBOTPatchLoss(student_temp=case.student_temp).sinkhorn_knopp_teacher(
-                patch_teacher, case.teacher_temp, None, case.n_iterations)
+                patch_teacher, case.teacher_temp, patch_samples, case.n_iterations)
         elif call == "ibot_forward":
             api.iBOTPatchLoss(student_temp=case.student_temp)(patch_student.float(), patch_probs)
         elif call == "dinov2_forward":

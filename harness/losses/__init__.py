@@ -11,4 +11,9 @@ from .dinov2 import DINOv2Loss
 from .ibot import iBOTPatchLoss
 from .sinkhorn import sinkhorn_knopp
 
-__all__ = ["DINOv1Loss", "DINOv2Loss", "cross_entropy_loss", "iBOTPatchLoss", "sinkhorn_knopp"]
+#: The reference contracts beyond the distributed one that this module promises
+#: (harness.styles.CONTRACTS): the seed style checks only what a target lists here.
+DINO_HARNESS_CONTRACTS = ("raises", "updates_accumulate", "teacher_2d", "num_samples_none",
+                          "float32_compute")
+
+__all__ = ["DINO_HARNESS_CONTRACTS", "DINOv1Loss", "DINOv2Loss", "cross_entropy_loss", "iBOTPatchLoss", "sinkhorn_knopp"]

@@ -59,7 +59,8 @@ def test_default_catalogue_loads(catalogue: list[Case]) -> None:
     names = [c.name for c in catalogue]
     assert len(set(names)) == len(names)
     files = {Path(c.source).name for c in catalogue}
-    assert files == {f"{k}.toml" for k in KINDS} | {"edge.toml"}
+    # One file per kind, error cases in edge.toml, the extreme-logit family in numerics.toml.
+    assert files == {f"{k}.toml" for k in KINDS} | {"edge.toml", "numerics.toml"}
     for c in catalogue:
         # `-k <kind>` selects a kind's cases; error cases live in edge.toml.
         assert c.name.startswith(c.kind + "-") or c.name.startswith("edge-"), c.name
@@ -100,7 +101,7 @@ def test_default_catalogue_covers_the_known_failure_modes(catalogue: list[Case])
     assert any(zero_rank(c, c.batch_per_rank) for c in centering)
 
     sink = _find(catalogue, k=kind("sinkhorn"))
-    assert {c.num_samples for c in sink} == {"global_int", "local_tensor", "none"}
+    assert {c.num_samples for c in sink} == {"global_int", "local_tensor", "local_int", "none"}
     assert {1, 10} <= {c.n_iterations for c in sink}
     assert min(c.K for c in sink) == 8 and max(c.K for c in sink) == 65536
     assert all(c.K * max(c.batch_per_rank) <= 65536 * 16 for c in sink)

@@ -1,0 +1,60 @@
+"""facebookresearch/dinov3 ``dinov3/loss``: DINOv2's losses with NaN centers until
+``init_weights()`` (which the harness calls, as DINOv3's training does before step 0),
+``forward(student_logits [S,B,K], teacher_probs [T,B,K], ignore_diagonal)`` (driven with
+``ignore_diagonal=True``: the mean over off-diagonal pairs), collectives on
+``dinov3.distributed.get_process_subgroup()``, and an iBOT Sinkhorn module that DINOv3
+compiles (run eagerly here: torch.compile is switched off on the ranks that build it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..semantics import Semantics
+from . import dinov2
+from ._base import Mark, Style
+
+CLS_MARK = Mark("DINOLoss", init=("out_dim", "student_temp", "center_momentum"),
+                methods={"init_weights": (),
+                         "forward": ("student_logits", "teacher_probs", "ignore_diagonal"),
+                         "softmax_center_teacher": ("teacher_output", "teacher_temp",
+                                                    "update_centers")})
+
+
+class CLS(dinov2.CLS):
+    def build(self, k: int) -> Any:
+        inner = super().build(k)
+        inner.init_weights()
+        return inner
+
+    def forward(self, student_logits: torch.Tensor, teacher_probs: torch.Tensor) -> torch.Tensor:
+        inner = self.module(student_logits.shape[-1])
+        return inner(student_logits, teacher_probs, ignore_diagonal=True)
+
+    def softmax_center_teacher(self, teacher_logits: torch.Tensor, teacher_temp: float,
+                               update_centers: bool = True) -> torch.Tensor:
+        return self.module(teacher_logits.shape[-1]).softmax_center_teacher(
+            teacher_logits, teacher_temp, update_centers=update_centers)
+
+
+class MaskedPatch(dinov2.MaskedPatch):
+    def build(self, k: int) -> Any:
+        import torch._dynamo
+
+        torch._dynamo.config.disable = True  # DINOv3 compiles its Sinkhorn module
+        inner = super().build(k)
+        inner.init_weights()
+        return inner
+
+
+STYLE = Style(
+    name="dinov3",
+    summary="facebookresearch/dinov3: DINOLoss with init_weights() and forward(student_logits, "
+            "teacher_probs, ignore_diagonal); iBOTPatchLoss",
+    marks=(CLS_MARK,),
+    adapt=lambda module: dinov2.adapt_with(module, CLS, MaskedPatch),
+    semantics=Semantics(center_init="zero", cls_reduction="mean_off_diagonal"),
+    specificity=30,
+)
