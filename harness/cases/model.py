@@ -86,7 +86,10 @@ class Case:
 
     def shard_sizes(self, tensor: str, world_size: int) -> list[int]:
         """Per-rank sizes along :meth:`sample_axis` of ``tensor``."""
-        if self._tensor(tensor).counts == "batch":
+        spec = self._tensor(tensor)
+        if spec.sizes is not None:  # the kind's own layout (counts = "layout")
+            return list(spec.sizes(self, world_size))
+        if spec.counts == "batch":
             return self.batch_sizes(world_size)
         return self.masked_counts(world_size)
 

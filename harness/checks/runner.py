@@ -59,8 +59,8 @@ def run_case(case: Case, backend: str, world_size: int, executor: Executor, targ
 def skip_reason(case: Case, target: Target) -> str | None:
     """Why this target cannot be asked this case at all (the same answer on every rank)."""
     kind = kinds.get(case.kind)
-    if kind.missing(target.api):
-        return f"--api {target.spec.api} has no {case.kind} API"
+    if missing := kind.missing(target.api):
+        return f"--api {target.spec.api} has no {case.kind} API (lacks {', '.join(missing)})"
     if case.expect_error and target.spec.api != "seed":
         return f"the expected {case.expect_error} is a seed-API contract, not the {target.spec.api} style's"
     if kind.calls_missing and (missing := kind.calls_missing(case, target.api)):
