@@ -16,19 +16,54 @@ def _no_lead(case: Any) -> tuple[int, ...]:
     return ()
 
 
+#: The key that holds each plain ``Tensor.counts``: rank r gets ``key[r % len]`` rows.
+COUNT_KEYS = {"batch": "batch_per_rank", "masked": "masked_per_rank"}
+
+
 @dataclass(frozen=True)
 class Tensor:
     """A tensor a kind generates: ``[*lead(case), samples, K]``.
 
     ``id`` keys its random streams (never change it: it would change every case's data);
     ``counts`` says which per-rank counts shard it (``batch_per_rank`` or
-    ``masked_per_rank``); ``role`` whose dtype it is given in (teacher or student).
+    ``masked_per_rank``), or ``"layout"``: then the kind computes them itself,
+    ``sizes(case, world_size)`` (rows that follow a mask layout, say), and ``key`` names
+    the case key a bad count is reported under; ``role`` whose dtype it is given in
+    (teacher or student).
     """
 
     id: int
-    counts: str  # "batch" | "masked"
+    counts: str  # "batch" | "masked" | "layout"
     role: str  # "teacher" | "student"
     lead: Callable[[Any], tuple[int, ...]] = _no_lead
+    sizes: Callable[[Any, int], list[int]] | None = None
+    key: str = ""
+
+    def __post_init__(self) -> None:
+        if self.counts not in (*COUNT_KEYS, "layout"):
+            raise ValueError(f"tensor {self.id}: counts must be one of {(*COUNT_KEYS, 'layout')}, "
+                             f"got {self.counts!r}")
+        if (self.counts == "layout") != (self.sizes is not None and bool(self.key)):
+            raise ValueError(f"tensor {self.id}: counts = 'layout' goes with sizes and key, and "
+                             f"only it does (got counts = {self.counts!r})")
+
+    @property
+    def count_key(self) -> str:
+        """The case key whose value decides this tensor's per-rank row counts."""
+        return self.key or COUNT_KEYS[self.counts]
+
+
+def has_api_name(api: Any, need: str) -> bool:
+    """Whether ``api`` has ``need``; a dotted need (``iBOTPatchLoss.forward_masked``) is
+    looked up attribute by attribute on the class itself: the parent process asks this
+    before any rank runs, so nothing is constructed (a loss may need K, a device, a
+    process group to be built)."""
+    obj = api
+    for part in need.split("."):
+        if not hasattr(obj, part):
+            return False
+        obj = getattr(obj, part)
+    return True
 
 
 @dataclass(frozen=True)
@@ -56,8 +91,9 @@ class Kind:
     doc: str = field(default="", compare=False)
 
     def missing(self, api: Any) -> list[str]:
-        """The seed-API names this kind calls that ``api`` lacks."""
-        return [name for name in self.needs if not hasattr(api, name)]
+        """The seed-API names this kind calls that ``api`` lacks (dotted: a method of a
+        class of the API, see :func:`has_api_name`)."""
+        return [name for name in self.needs if not has_api_name(api, name)]
 
 
 _REGISTERED: dict[str, Kind] = {}

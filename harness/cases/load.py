@@ -247,7 +247,7 @@ def _check_counts(case: Case) -> None:
     """Every world size must give a usable global batch (unless an error is expected),
     and the outlier index must exist at every world size."""
     for tensor in case.tensor_names():
-        key = "batch_per_rank" if case._tensor(tensor).counts == "batch" else "masked_per_rank"
+        key = case._tensor(tensor).count_key
         for w in case.world_sizes:
             n = case.global_count(tensor, w)
             if n == 0 and case.expect_error is None:

@@ -24,8 +24,9 @@ from .tolerances import tolerance
 class Case:
     """One validated correctness case. Build it with ``load_cases`` or :meth:`from_dict`.
 
-    ``batch_per_rank`` / ``masked_per_rank`` are tuples (an int ``n`` in the file is
-    ``(n,)``); rank ``r`` gets ``sizes[r % len(sizes)]``. ``comms`` maps an API call to
+    ``batch_per_rank`` / ``masked_per_rank`` / ``images_per_rank`` are tuples (an int
+    ``n`` in the file is ``(n,)``), ``mask_ratio`` a tuple of ``(lo, hi)``; rank ``r``
+    gets ``sizes[r % len(sizes)]``. ``comms`` maps an API call to
     ``(base, per_iteration)``; use :meth:`max_collectives`.
     """
 
@@ -38,6 +39,9 @@ class Case:
     views_teacher: int = default("views_teacher")
     batch_per_rank: tuple[int, ...] = default("batch_per_rank")
     masked_per_rank: tuple[int, ...] = default("masked_per_rank")
+    images_per_rank: tuple[int, ...] = default("images_per_rank")
+    patches_per_image: int = default("patches_per_image")
+    mask_ratio: tuple[tuple[float, float], ...] = default("mask_ratio")
     teacher_dtype: str = default("teacher_dtype")
     student_dtype: str = default("student_dtype")
     student_temp: float = default("student_temp")
@@ -69,6 +73,10 @@ class Case:
         """Per-rank number of masked patches M_r."""
         return per_rank(self.masked_per_rank, world_size)
 
+    def image_counts(self, world_size: int) -> list[int]:
+        """Per-rank number of images (rows of the patch mask)."""
+        return per_rank(self.images_per_rank, world_size)
+
     def tensor_names(self) -> tuple[str, ...]:
         """The keys :meth:`global_data` returns for this kind."""
         return tuple(kinds.get(self.kind).tensors)
@@ -86,7 +94,10 @@ class Case:
 
     def shard_sizes(self, tensor: str, world_size: int) -> list[int]:
         """Per-rank sizes along :meth:`sample_axis` of ``tensor``."""
-        if self._tensor(tensor).counts == "batch":
+        spec = self._tensor(tensor)
+        if spec.sizes is not None:  # the kind's own layout (counts = "layout")
+            return list(spec.sizes(self, world_size))
+        if spec.counts == "batch":
             return self.batch_sizes(world_size)
         return self.masked_counts(world_size)
 

@@ -66,6 +66,28 @@ def _sizes(key: str, value: Any) -> tuple[int, ...]:
     raise v.bad(key, desc, value)
 
 
+_RATIO_DESC = "[lo, hi] with 0 <= lo <= hi <= 1, or a non-empty array of such pairs"
+
+
+def _ratio_pair(value: Any) -> tuple[float, float] | None:
+    if (isinstance(value, list) and len(value) == 2 and all(v.is_num(x) for x in value)
+            and 0.0 <= value[0] <= value[1] <= 1.0):
+        return float(value[0]), float(value[1])
+    return None
+
+
+@v.expecting(_RATIO_DESC)
+def _mask_ratio(key: str, value: Any) -> tuple[tuple[float, float], ...]:
+    """One range for every rank, or one per rank (rank r gets ``list[r % len]``)."""
+    if (pair := _ratio_pair(value)) is not None:
+        return (pair,)
+    if isinstance(value, list) and value and all(isinstance(x, list) for x in value):
+        pairs = [_ratio_pair(x) for x in value]
+        if all(p is not None for p in pairs):
+            return tuple(p for p in pairs if p is not None)
+    raise v.bad(key, _RATIO_DESC, value)
+
+
 @v.expecting("a non-empty array of ints >= 1")
 def _world_sizes(key: str, value: Any) -> tuple[int, ...]:
     if not (isinstance(value, list) and value and all(v.is_int(x) and x >= 1 for x in value)):
@@ -148,6 +170,13 @@ KEYS: dict[str, Key] = {k.name: k for k in (
     Key("batch_per_rank", _sizes, (8,), "samples per rank: one int for every rank, or a list, "
         "rank r gets `list[r % len]`", default_doc="`8`"),
     Key("masked_per_rank", _sizes, (16,), "masked patches per rank, same rules", default_doc="`16`"),
+    Key("images_per_rank", _sizes, (4,), "images per rank (the rows of the `[images, N]` patch "
+        "mask a rank's loss gets), same rules", default_doc="`4`"),
+    Key("patches_per_image", v.v_int(1), 16, "N, patches per image (the columns of the mask)"),
+    Key("mask_ratio", _mask_ratio, ((0.1, 0.5),), "each image masks `floor(N * u)` of its N "
+        "patches (at random places), u uniform in `[lo, hi]`, drawn from the seed and the "
+        "image's global index (the same image gets the same mask at every world size); an array "
+        "of pairs gives rank r's images `list[r % len]`", default_doc="`[0.1, 0.5]`"),
     Key("teacher_dtype", v.v_enum(DTYPES), "float32", "dtype of the teacher tensors", common=True),
     Key("student_dtype", v.v_enum(DTYPES), "float32", "dtype of the student tensors"),
     Key("student_temp", _POSITIVE, 0.1, "student temperature"),

@@ -15,6 +15,7 @@ from .centering import (
     centers_used,
     softmax_center,
 )
+from .ibot_masked import ibot_masked_loss, ibot_masked_loss_grad, masked_patch_weights
 from .losses import (
     cls_loss,
     cls_loss_grad,
@@ -39,8 +40,11 @@ __all__ = [
     "dinov2_loss_grad",
     "ibot_loss",
     "ibot_loss_grad",
+    "ibot_masked_loss",
+    "ibot_masked_loss_grad",
     "log_softmax",
     "logsumexp",
+    "masked_patch_weights",
     "sinkhorn",
     "sinkhorn_seed_float",
     "softmax",

@@ -1,0 +1,176 @@
+"""DINOv2 / DINOv3's masked-patch iBOT loss, ``iBOTPatchLoss.forward_masked``, on a real
+mask layout: images with their own patch masks, uneven masked counts per image and rank.
+
+Each rank holds whole images (``images_per_rank``); image g's mask is drawn from the case
+seed and g alone, so the global batch is the concatenation of the rank shards at every
+world size, and the rows of the two ``[M_r, K]`` tensors are the rank's masked patches in
+row-major mask order (image by image, patch by patch), as training's
+``x[masks]`` gives them. The rank program does what ``ssl_meta_arch.py`` does: teacher
+probs by the loss's own ``sinkhorn_knopp_teacher`` with the LOCAL masked count as a
+``(1,)`` tensor (the real code all-reduces it in place) or by a plain softmax, then
+``forward_masked(student, probs, student_masks_flat=the rank's masks)`` and backward.
+
+DINOv2 divides by the LOCAL image count, so the DDP rule (mean of local losses == the
+single-process loss) holds only with equal images per rank: uneven images per rank is a
+real distributed bug, and the checks say so (category ``distributed``).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .. import golden
+from ..cases import shard
+from ..cases.kind import Kind, Tensor, has_api_name
+from ..cases.sharding import per_rank
+from ..checks.collect import Checks
+from ._losses import STUDENT_KEYS, _softmax_rule
+
+if TYPE_CHECKING:
+    from ..checks.job import Job
+    from ..runtime import RankContext
+    from ..targets import Target
+
+#: Random stream of the masks (``default_rng([seed, MASK_STREAM, global image])``): no
+#: tensor of this kind has this id, so masks and logits never share a stream.
+MASK_STREAM = 6
+#: The name the dinov2 / dinov3 styles give the real masked iBOT loss in their namespace
+#: (not the seed ``iBOTPatchLoss``, whose forward is the mean over masked patches).
+LOSS = "iBOTMaskedPatchLoss"
+NEEDS = (f"{LOSS}.forward_masked",)
+SINKHORN_NEED = f"{LOSS}.sinkhorn_knopp_teacher"
+
+
+@functools.lru_cache(maxsize=16)
+def masks(case: Any, world_size: int) -> np.ndarray:
+    """The global ``[images, N]`` boolean mask at ``world_size``, ranks' images in rank
+    order. Image g masks ``floor(N * u)`` patches at random places, u uniform in its home
+    rank's ``mask_ratio`` range (dinov2's collate draws ``int(N * uniform(lo, hi))``);
+    per-rank lists are prefixes of one cycle, so g's home rank, hence its mask, is the
+    same at every world size. Read-only (cached)."""
+    n, counts = case.patches_per_image, case.image_counts(world_size)
+    out = np.zeros((sum(counts), n), dtype=bool)
+    home = np.repeat(np.arange(world_size), counts)  # each global image's rank
+    ranges = per_rank(case.mask_ratio, world_size)
+    for image, rank in enumerate(home):
+        rng = np.random.default_rng([case.seed, MASK_STREAM, image])
+        lo, hi = ranges[rank]
+        masked = min(n, math.floor(n * rng.uniform(lo, hi)))
+        out[image, rng.choice(n, size=masked, replace=False)] = True
+    out.flags.writeable = False
+    return out
+
+
+def masked_counts(case: Any, world_size: int) -> list[int]:
+    """M_r: the masked patches of each rank's images (the rows of its tensors)."""
+    per_image = masks(case, world_size).sum(axis=1)
+    sizes = case.image_counts(world_size)
+    return [int(part.sum()) for part in np.split(per_image, np.cumsum(sizes)[:-1])]
+
+
+def grad_bounds(case: Any) -> Iterable[float]:
+    """``max w / (student_temp * images)``: w = 1 / masked count of an image, images the
+    smallest non-empty global image count (single-process gradient, |p - t| <= 1)."""
+    widest = max(case.world_sizes)
+    counts = masks(case, widest).sum(axis=1)
+    weight = 1.0 / counts[counts > 0].min() if (counts > 0).any() else 1.0
+    images = min((n for w in case.world_sizes if (n := sum(case.image_counts(w)))), default=1)
+    yield weight / (case.student_temp * images)
+
+
+def calls_missing(case: Any, api: Any) -> list[str]:
+    """A Sinkhorn case also calls the loss's own ``sinkhorn_knopp_teacher``."""
+    if case.teacher_norm == "sinkhorn" and not has_api_name(api, SINKHORN_NEED):
+        return [f"teacher_norm = 'sinkhorn' needs {SINKHORN_NEED}"]
+    return []
+
+
+def rank_program(ctx: RankContext, job: Job) -> dict[str, Any]:
+    import torch  # on the ranks only
+
+    from ..checks.job import to_host, to_torch
+
+    case, api, world = job.case, job.target_api().api, job.world_size
+    data, counts = job.data(), masked_counts(case, world)
+    student = to_torch(job.local(data["student_masked"], counts, ctx.rank, 0),
+                       case.student_dtype, ctx.device).requires_grad_(True)
+    teacher = to_torch(job.local(data["teacher_masked_logits"], counts, ctx.rank, 0),
+                       case.teacher_dtype, ctx.device)
+    flat = torch.tensor(job.local(masks(case, world), case.image_counts(world), ctx.rank, 0),
+                        dtype=torch.bool, device=ctx.device)
+    loss_module = getattr(api, LOSS)(student_temp=case.student_temp)
+    if case.teacher_norm == "softmax":
+        probs = torch.softmax(teacher.float() / case.teacher_temp, dim=-1)
+    else:  # a fresh LOCAL count each call: the real code all-reduces it in place
+        local = torch.tensor([teacher.shape[0]], dtype=torch.long, device=ctx.device)
+        probs = loss_module.sinkhorn_knopp_teacher(teacher, teacher_temp=case.teacher_temp,
+                                                   n_masked_patches_tensor=local,
+                                                   n_iterations=case.n_iterations)
+    loss = loss_module.forward_masked(student, probs, student_masks_flat=flat)
+    loss.backward()
+    grad = student.grad if student.grad is not None else torch.zeros_like(student)
+    return {"loss": float(loss.detach().float().item()), "grad": to_host(grad),
+            "probs": to_host(probs) if case.teacher_norm == "sinkhorn" else None}
+
+
+def _expected(job: Job) -> dict[str, Any]:
+    """The float64 single-process answer: probs, loss and gradient on the global batch."""
+    from ..checks.job import quantised  # torch
+
+    case, data = job.case, job.data()
+    student = quantised(data["student_masked"], case.student_dtype)
+    logits = quantised(data["teacher_masked_logits"], case.teacher_dtype)
+    if case.teacher_norm == "softmax":
+        probs = golden.softmax(logits / case.teacher_temp)
+    else:
+        probs = golden.sinkhorn(logits, case.teacher_temp, case.n_iterations)
+    flat = masks(case, job.world_size)
+    return {"probs": probs, "loss": golden.ibot_masked_loss(student, probs, flat, case.student_temp),
+            "grad": golden.ibot_masked_loss_grad(student, probs, flat, case.student_temp)}
+
+
+def verify(job: Job, target: Target, ranks: list[dict], single: dict) -> list[Any]:
+    case, world = job.case, job.world_size
+    counts, checks = masked_counts(case, world), Checks()
+    tol_loss, tol_grad, tol_probs = (case.tolerance(q) for q in ("loss", "grad", "sinkhorn"))
+    checks.add("loss", "dist_vs_single", float(np.mean([r["loss"] for r in ranks])),
+               single["loss"], tol_loss, detail="mean over ranks of the local losses")
+    for rank, out in enumerate(ranks):
+        checks.add("grad_patch", "dist_vs_single", out["grad"] / world,
+                   shard(single["grad"], counts, rank, 0), tol_grad, rank=rank,
+                   detail="grad(local loss) / world_size vs the rank's slice")
+        if case.teacher_norm == "sinkhorn":
+            checks.add("sinkhorn", "dist_vs_single", out["probs"],
+                       shard(single["probs"], counts, rank, 0), tol_probs, rank=rank)
+    expected = _expected(job)
+    if case.teacher_norm == "sinkhorn":
+        checks.add("sinkhorn", "single_vs_oracle", single["probs"], expected["probs"], tol_probs)
+    checks.add("loss", "single_vs_oracle", single["loss"], expected["loss"], tol_loss)
+    checks.add("grad_patch", "single_vs_oracle", single["grad"], expected["grad"], tol_grad)
+    return checks.result()
+
+
+#: The masked patches' logits, rows following the mask layout (ids key their streams).
+TENSORS = {
+    "student_masked": Tensor(4, "layout", "student", sizes=masked_counts, key="mask_ratio"),
+    "teacher_masked_logits": Tensor(5, "layout", "teacher", sizes=masked_counts, key="mask_ratio"),
+}
+
+KIND = Kind(
+    name="ibot_masked",
+    order=3,
+    keys=STUDENT_KEYS | {"images_per_rank", "patches_per_image", "mask_ratio", "n_iterations",
+                         "teacher_norm"},
+    tensors=TENSORS,
+    needs=NEEDS,
+    rank_program=rank_program,
+    verify=verify,
+    grad_bounds=grad_bounds,
+    check=_softmax_rule,
+    calls_missing=calls_missing,
+)
