@@ -14,16 +14,14 @@ knows which mistake each fault must be diagnosed as. A mistake only other codeba
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from .sharded import Flaws
 
 QUANTITIES = ("center", "sinkhorn", "loss")
 
 
-@dataclass(frozen=True)
-class Mistake:
+class Mistake(NamedTuple):
     name: str
     description: str
     quantity: str  # what it changes: one of QUANTITIES
@@ -35,7 +33,7 @@ class Mistake:
     @property
     def flaws(self) -> Flaws:
         """The model's switches: the correct algorithm with this one mistake."""
-        return replace(Flaws(), **{self.switch[0]: self.switch[1]})
+        return Flaws()._replace(**{self.switch[0]: self.switch[1]})
 
 
 BF16_STEP = 2.0**-7  # one bfloat16 step, relative (8 significant bits)

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 
@@ -26,10 +25,10 @@ from ._validate import F64
 from .numerics import log_softmax, round_bf16
 
 EXP_FLOOR = -87.0  # the reference floors shifted exponents here (float32 subnormals)
+FLOAT32_LOG_TINY = math.log(2.0**-149)  # below it, exp is 0 in float32
 
 
-@dataclass(frozen=True)
-class Flaws:
+class Flaws(NamedTuple):
     """The known mistakes, one switch each; the defaults are the correct algorithm."""
 
     center_all_reduce: bool = True
@@ -135,8 +134,10 @@ def sinkhorn(shards: Sequence[F64], temp: float, n_iterations: int,
                 z = (s - peak) / temp
                 shift = z.max(axis=1, keepdims=True) if s.shape[0] else np.zeros((0, 1))
                 q.append(np.exp(np.maximum(z - shift, EXP_FLOOR)))
-                weight.append(np.exp(shift) if flaws.sinkhorn_shift == "exact"
-                              else np.ones_like(shift))
+                # The factor in float32's range: a sample far below a prototype's global
+                # max weighs 0, which only rank-local row sums turn into 0/0.
+                weight.append(np.where(shift < FLOAT32_LOG_TINY, 0.0, np.exp(shift))
+                              if flaws.sinkhorn_shift == "exact" else np.ones_like(shift))
         sums = [(w * r).sum(axis=0) for w, r in zip(weight, q, strict=True)]
         local = flaws.sinkhorn_sample_mass == "local_count"
         for iteration in range(n_iterations + flaws.sinkhorn_iterations_delta):
