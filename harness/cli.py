@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     overlap.add_argument("--quick", action="store_true")
     overlap.add_argument("--ddp", action="store_true")
     overlap.add_argument("--cases", nargs="+", metavar="PATH")
+    overlap.add_argument("--filter", default=None, metavar="TEXT",
+                         help="only cases whose case[backend-wsN] contains TEXT")
     overlap.add_argument("--json", default=None, metavar="PATH")
     pool = bench_sub.add_parser("pool", help="warm pool vs spawn-per-case overhead")
     pool.add_argument("--world-sizes", default="2,4")

@@ -6,6 +6,14 @@ from typing import Any
 
 from ..results import Check
 from .closeness import category_of, compare, rank_agreement, worst_of
+from .diagnose import Diagnosis
+
+
+class Verdicts(list[Check]):
+    """The checks of one case, and the likely cause of their failure (``diagnosis``, None
+    when nothing failed or the kind has no model of its numbers): what a verifier returns."""
+
+    diagnosis: Diagnosis | None = None
 
 
 class Checks:
@@ -13,6 +21,19 @@ class Checks:
 
     def __init__(self) -> None:
         self._by_key: dict[tuple[str, str], list[Check]] = {}
+        self._diagnosis: Diagnosis | None = None
+
+    def failed(self, name: str) -> bool:
+        """Whether any check of quantity ``name`` failed so far."""
+        return any(not c.passed for (n, _), checks in self._by_key.items() if n == name
+                   for c in checks)
+
+    def failed_any(self) -> bool:
+        return any(not c.passed for checks in self._by_key.values() for c in checks)
+
+    def diagnose(self, diagnosis: Diagnosis) -> None:
+        """Record the likely cause of this case's failure (several quantities: all of them)."""
+        self._diagnosis = diagnosis if self._diagnosis is None else self._diagnosis + diagnosis
 
     def add(self, name: str, comparison: str, actual: Any, expected: Any, tolerance: float,
             *, rank: int | None = None, detail: str = "") -> None:
@@ -56,9 +77,11 @@ class Checks:
             rank=rank, comparison="contract", ratio=0.0 if passed else float("inf"),
             detail=detail, category=None if passed else category))
 
-    def result(self) -> list[Check]:
-        """The worst check per quantity, every failed one with its category."""
-        out = [worst_of(name, checks) for (name, _), checks in self._by_key.items()]
+    def result(self) -> Verdicts:
+        """The worst check per quantity, every failed one with its category, and the
+        diagnosis when one was made."""
+        out = Verdicts(worst_of(name, checks) for (name, _), checks in self._by_key.items())
         for check in out:
             check.category = category_of(check)
+        out.diagnosis = self._diagnosis
         return out

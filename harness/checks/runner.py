@@ -7,6 +7,7 @@ single-process run with the float64 oracle, (c) replicated state across ranks.
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -31,8 +32,11 @@ def run_case(case: Case, backend: str, world_size: int, executor: Executor, targ
     start = time.perf_counter()
 
     def result(**fields: Any) -> CaseResult:
-        return CaseResult(case=case.name, kind=case.kind, backend=backend, world_size=world_size,
-                          duration_s=time.perf_counter() - start, **fields)
+        out = CaseResult(case=case.name, kind=case.kind, backend=backend, world_size=world_size,
+                         duration_s=time.perf_counter() - start, **fields)
+        if out.status in ("fail", "error"):
+            out.extra["repro"] = repro(case, backend, world_size, target, timeout_s)
+        return out
 
     reason = skip_reason(case, target) or executor.unavailable_reason(backend, world_size)
     if reason:
@@ -53,8 +57,22 @@ def run_case(case: Case, backend: str, world_size: int, executor: Executor, targ
             checks = kinds.get(case.kind).verify(dist_job, target, ranks, single)
     except Exception as exc:  # noqa: BLE001 - a target's odd output must not stop the run
         return result(**verify_failure_fields(exc, "verifying the outputs failed"))
-    return result(status="pass" if all(check.passed for check in checks) else "fail",
-                  checks=checks)
+    passed = all(check.passed for check in checks)
+    diagnosis = getattr(checks, "diagnosis", None)  # a kind with models of its numbers
+    extra = {} if passed or diagnosis is None else \
+        {"diagnosis": diagnosis.text, "mistakes": diagnosis.names}
+    return result(status="pass" if passed else "fail", checks=list(checks), extra=extra)
+
+
+def repro(case: Case, backend: str, world_size: int, target: Target,
+          timeout_s: float | None = None) -> str:
+    """The one command line that reruns just this case at this world size."""
+    args = ["dino-harness", "run", "--impl", target.spec.impl, "--api", target.spec.api,
+            "--cases", case.source, "--filter", case.test_id(backend, world_size),
+            "--world-sizes", str(world_size), "--backend", backend]
+    if timeout_s is not None:
+        args += ["--timeout", f"{timeout_s:g}"]
+    return shlex.join(args)
 
 
 def skip_reason(case: Case, target: Target) -> str | None:

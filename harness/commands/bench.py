@@ -55,10 +55,13 @@ def overlap_plan(args: argparse.Namespace) -> list[tuple[Any, int]]:
         cases = cases[:1]  # explicit files without a quick case: their first case
         quick = False
     pairs = plan(cases, args.backend, world_sizes, quick=quick)
+    if text := getattr(args, "filter", None):
+        pairs = [(c, ws) for c, ws in pairs if text in c.test_id(args.backend, ws)]
     if not pairs:
         names = ", ".join(c.name for c in cases) or "none"
         raise UsageError(f"no overlap case runs on backend {args.backend!r} at world sizes "
-                         f"{world_sizes}{' with --quick' if quick else ''} (cases: {names}; "
+                         f"{world_sizes}{' with --quick' if quick else ''}"
+                         f"{f' and --filter {text!r}' if text else ''} (cases: {names}; "
                          "check their 'backends' and 'world_sizes')")
     return sorted(pairs, key=lambda p: p[1])  # stable: case order kept within a world size
 

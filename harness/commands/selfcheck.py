@@ -3,9 +3,10 @@
 Runs the catalogue against the reference (everything must pass) and against every
 planted fault (each must be caught by at least one case: a failing check, or the hang or
 crash the fault is designed to cause -- an unrelated error does not count),
-and prints which cases caught which fault; then the overlap metric's controls (a
+and prints which cases caught which fault and the diagnoses they produced (a numeric
+fault's own mistake must be named by at least one); then the overlap metric's controls (a
 fake-async update_center must hide nothing, the reference must hide most of its
-all-reduce). Exit 1 if any fault survives, the reference fails anything, or the
+all-reduce). Exit 1 if any fault survives or goes undiagnosed, the reference fails anything, or the
 overlap metric cannot tell the two controls apart.
 
 Its report (the report schema, schema 1) holds every result, each tagged with the target
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections import Counter
 from pathlib import Path
 
 from rich.console import Console
@@ -26,7 +28,7 @@ from rich.console import Console
 from ..cases import load_cases
 from ..checks.runner import run_all
 from ..errors import UsageError
-from ..faults import FAULTS, catches, module_name
+from ..faults import FAULTS, catches, mistake_of, module_name
 from ..overlap.controls import controls as overlap_controls
 from ..report import (
     Report,
@@ -88,10 +90,16 @@ def selfcheck_command(args: argparse.Namespace) -> int:
                       if catches(fault, r.status, r.extra.get("failure"),
                                  sum(not c.passed for c in r.checks))]
             wrong = [r for r in results if r.status in ("fail", "error") and r not in caught]
+            mistake = mistake_of(fault)
             section.faults.append(FaultOutcome(
                 name, fault.description, caught_by=[_why(r) for r in caught],
                 failed_otherwise=[_why(r) for r in wrong], cases_run=len(results),
-                seconds=round(time.perf_counter() - start, 2)))
+                seconds=round(time.perf_counter() - start, 2),
+                mistake=mistake.name if mistake else None,
+                diagnoses=dict(Counter(str(r.extra["diagnosis"]) for r in caught
+                                       if r.extra.get("diagnosis")).most_common()),
+                named=sum(bool(mistake) and mistake.name in r.extra.get("mistakes", ())
+                          for r in caught)))
         if args.no_overlap:
             section.overlap_controls = {"skipped": True, "passed": False,
                                         "text": "skipped (--no-overlap)"}

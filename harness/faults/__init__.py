@@ -9,9 +9,11 @@ system under test. ``harness.faults.fake_async`` is the overlap bench's negative
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import NamedTuple
 
-from ..losses.variants import Variant
+from ..golden.mistakes import Mistake, with_switch
+from ..losses.variants import REFERENCE, Variant
 
 
 class Fault(NamedTuple):
@@ -105,6 +107,22 @@ FAULTS: dict[str, Fault] = {
 
 FAKE_ASYNC = Variant(center_async=False)
 """The overlap bench's negative control (not a correctness fault: every check passes)."""
+
+
+def switch_of(fault: Fault) -> tuple[str, object]:
+    """The one variation point ``fault`` flips, as (field, value)."""
+    flipped = [(f.name, getattr(fault.variant, f.name)) for f in fields(Variant)
+               if getattr(fault.variant, f.name) != getattr(REFERENCE, f.name)]
+    if len(flipped) != 1:
+        raise ValueError(f"a planted fault flips exactly one variation point, this one {flipped}")
+    return flipped[0]
+
+
+def mistake_of(fault: Fault) -> Mistake | None:
+    """The known mistake (``harness.golden.mistakes``) whose model is this fault's switch:
+    what a diagnosis of the fault's failures must name. None for a fault that shows as a
+    hang or crash, which no model of numbers explains."""
+    return with_switch(*switch_of(fault)) if fault.caught_by == "check" else None
 
 
 def module_name(fault: str) -> str:

@@ -6,6 +6,9 @@ center is the EMA of global batch means, and the losses / analytic gradients are
 the mean over ranks of local losses (and the DDP-averaged gradients) must equal. It is
 written without torch so a bug in torch or in the reference implementation cannot hide
 in both sides of a comparison.
+
+``sharded`` and ``mistakes`` model the other side: what a sharded target with one known
+mistake outputs on each rank, so that a failed check can name the mistake it matches.
 """
 
 from .centering import (

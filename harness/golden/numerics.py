@@ -46,3 +46,16 @@ def softmax(x: ArrayLike, axis: int = -1) -> F64:
         raise ValueError(f"softmax over an empty axis {axis} of shape {x.shape}")
     e = np.exp(x - _max_shift(x, axis))
     return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def round_bf16(x: ArrayLike) -> F64:
+    """``x`` as a float32 rounded to bfloat16 (round to nearest, ties to even), in float64.
+
+    What ``tensor.float().to(torch.bfloat16)`` keeps: the top 16 bits of the float32
+    pattern. NaN stays NaN (the rounding carry must not turn it into an infinity).
+    """
+    f = np.asarray(x, dtype=np.float32)
+    bits = f.view(np.uint32).astype(np.uint64)
+    bits = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16
+    rounded = bits.astype(np.uint32).view(np.float32)
+    return np.where(np.isnan(f), f, rounded).astype(np.float64)

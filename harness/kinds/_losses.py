@@ -20,6 +20,8 @@ from ..cases.schema import KEYS
 from ..cases.validate import Bad, got
 from ..checks import oracle
 from ..checks.collect import Checks
+from ..checks.diagnose import Diagnosis, explain
+from ..golden import sharded
 
 if TYPE_CHECKING:
     from ..checks.job import Job
@@ -143,7 +145,9 @@ def _rank_program(ctx: RankContext, job: Job, parts: dict[str, Part],
                       else np.zeros(inputs[name][0].shape) for name in parts}}
 
 
-def _expected(job: Job, target: Target, parts: dict[str, Part]) -> tuple[float, dict[str, np.ndarray]]:
+def _inputs(job: Job, parts: dict[str, Part]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(student logits, teacher probs) of every part on the global batch, float64: the
+    values the target sees, teacher probs as the oracle normalises them."""
     from ..checks.job import quantised  # torch
 
     case, data = job.case, job.data()
@@ -157,6 +161,12 @@ def _expected(job: Job, target: Target, parts: dict[str, Part]) -> tuple[float, 
             rows = logits.reshape(-1, logits.shape[-1])
             teacher = golden.sinkhorn(rows, case.teacher_temp, case.n_iterations).reshape(logits.shape)
         arrays[name] = (student, teacher)
+    return arrays
+
+
+def _expected(job: Job, target: Target, parts: dict[str, Part],
+              arrays: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[float, dict[str, np.ndarray]]:
+    case = job.case
     loss, grads = 0.0, {}
     if "cls" in arrays:
         cls_loss, cls_grad = oracle.cls_loss(*arrays["cls"], case.student_temp, target.semantics)
@@ -167,6 +177,48 @@ def _expected(job: Job, target: Target, parts: dict[str, Part]) -> tuple[float, 
         loss += weight * golden.ibot_loss(*arrays["patch"], case.student_temp)
         grads["patch"] = weight * golden.ibot_loss_grad(*arrays["patch"], case.student_temp)
     return loss, grads
+
+
+def _diagnosis(job: Job, target: Target, parts: dict[str, Part], ranks: list[dict], single: dict,
+               arrays: dict[str, tuple[np.ndarray, np.ndarray]]) -> Diagnosis:
+    """Which known loss mistake gives every rank's local loss and gradients (and the one
+    process's): the models run on the same shards, in the target's own CLS reduction."""
+    case, world = job.case, job.world_size
+    tol_loss, tol_grad = case.tolerance("loss"), case.tolerance("grad")
+
+    def local(flaws: sharded.Flaws, whole: bool) -> list[tuple[float, dict[str, np.ndarray]]]:
+        out: list[tuple[float, dict[str, np.ndarray]]] = []
+        for name, part in parts.items():
+            sizes = [case.global_count(part.student, world)] if whole else \
+                case.shard_sizes(part.student, world)
+            axis = case.sample_axis(part.student)
+            student, teacher = ([shard(a, sizes, r, axis) for r in range(len(sizes))]
+                                for a in arrays[name])
+            if name == "cls":
+                per_rank = sharded.cls_local(student, teacher, case.student_temp, flaws,
+                                             reduction=target.semantics.cls_reduction)
+            else:
+                per_rank = sharded.ibot_local(student, teacher, case.student_temp, flaws)
+            weight = part.weight(case)
+            if not out:
+                out = [(0.0, {}) for _ in per_rank]
+            out = [(loss + weight * part_loss, {**grads, name: weight * grad})
+                   for (loss, grads), (part_loss, grad) in zip(out, per_rank, strict=True)]
+        return out
+
+    def flat(loss: float, grads: dict[str, Any], scale: float) -> list[Any]:
+        return [loss, *(grads[name] / scale for name in parts)]
+
+    tolerances = [tol_loss, *(tol_grad for _ in parts)]
+    observed = [(value, tol) for out, scale in [*((r, world) for r in ranks), (single, 1)]
+                for value, tol in zip(flat(out["loss"], out["grads"], scale), tolerances,
+                                      strict=True)]
+
+    def predict(flaws: sharded.Flaws) -> list[Any]:
+        rows = [*((r, world) for r in local(flaws, False)), (local(flaws, True)[0], 1)]
+        return [value for (loss, grads), scale in rows for value in flat(loss, grads, scale)]
+
+    return explain("loss", observed, predict)
 
 
 def _verify(job: Job, target: Target, ranks: list[dict], single: dict,
@@ -184,8 +236,11 @@ def _verify(job: Job, target: Target, ranks: list[dict], single: dict,
             checks.add(f"grad_{name}", "dist_vs_single", out["grads"][name] / world,
                        shard(single["grads"][name], sizes, rank, axis), tol_grad, rank=rank,
                        detail="grad(local loss) / world_size vs the rank's slice")
-    loss, grads = _expected(job, target, parts)
+    arrays = _inputs(job, parts)
+    loss, grads = _expected(job, target, parts, arrays)
     checks.add("loss", "single_vs_oracle", single["loss"], loss, tol_loss)
     for name, grad in grads.items():
         checks.add(f"grad_{name}", "single_vs_oracle", single["grads"][name], grad, tol_grad)
+    if checks.failed_any():
+        checks.diagnose(_diagnosis(job, target, parts, ranks, single, arrays))
     return checks.result()

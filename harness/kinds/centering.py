@@ -15,6 +15,8 @@ from ..cases.kind import Kind, Tensor
 from ..cases.validate import Bad, got
 from ..checks import oracle
 from ..checks.collect import Checks
+from ..checks.diagnose import Diagnosis, explain
+from ..golden import sharded
 
 if TYPE_CHECKING:
     from ..checks.job import Job
@@ -87,7 +89,32 @@ def verify(job: Job, target: Target, ranks: list[dict], single: dict) -> list[An
         want = golden.softmax_center(teacher[step, 0], used[step], case.teacher_temp)
         checks.add("probs", "single_vs_oracle", single["probs"][step], want, tol_p,
                    detail=f"step {step}")
+    if checks.failed_any():
+        checks.diagnose(_diagnosis(job, target, teacher, ranks, single) if checks.failed("center")
+                        else Diagnosis())
     return checks.result()
+
+
+def _diagnosis(job: Job, target: Target, teacher: Any, ranks: list[dict], single: dict) -> Diagnosis:
+    """Which known centering mistake gives every rank's centers (and the one process's)."""
+    case, tol = job.case, job.case.tolerance("center")
+    k = teacher.shape[-1]
+
+    def batches(sizes: list[int]) -> list[list[list[Any]]]:
+        return [[[shard(teacher[step, u], sizes, rank, BATCH_AXIS).reshape(-1, k)
+                  for u in range(case.updates_per_apply)] for step in range(case.steps)]
+                for rank in range(len(sizes))]
+
+    dist, whole = batches(case.batch_sizes(job.world_size)), batches([teacher.shape[BATCH_AXIS]])
+    init = target.semantics.center_init
+    observed = [(c, tol) for out in [*ranks, single] for c in out["centers"]]
+
+    def predict(flaws: sharded.Flaws) -> list[Any]:
+        per_rank = [*sharded.centers(dist, case.momentum, flaws, center_init=init),
+                    sharded.centers(whole, case.momentum, flaws, center_init=init)[0]]
+        return [c for rank in per_rank for c in rank]
+
+    return explain("center", observed, predict)
 
 
 KIND = Kind(

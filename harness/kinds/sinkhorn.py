@@ -8,6 +8,8 @@ from .. import golden
 from ..cases import shard
 from ..cases.kind import Kind, Tensor
 from ..checks.collect import Checks
+from ..checks.diagnose import Diagnosis, explain
+from ..golden import sharded
 
 if TYPE_CHECKING:
     from ..checks.job import Job
@@ -40,7 +42,23 @@ def verify(job: Job, target: Target, ranks: list[dict], single: dict) -> list[An
     logits = quantised(job.data()["teacher"], case.teacher_dtype)
     checks.add("sinkhorn", "single_vs_oracle", single["q"],
                golden.sinkhorn(logits, case.teacher_temp, case.n_iterations), tol)
+    if checks.failed_any():
+        checks.diagnose(_diagnosis(job, logits, ranks, single))
     return checks.result()
+
+
+def _diagnosis(job: Job, logits: Any, ranks: list[dict], single: dict) -> Diagnosis:
+    """Which known Sinkhorn mistake gives every rank's output (and the one process's)."""
+    case = job.case
+    sizes = case.batch_sizes(job.world_size)
+    shards = [shard(logits, sizes, rank, 0) for rank in range(len(sizes))]
+    observed = [(out["q"], case.tolerance("sinkhorn")) for out in [*ranks, single]]
+
+    def predict(flaws: sharded.Flaws) -> list[Any]:
+        temp, n = case.teacher_temp, case.n_iterations
+        return [*sharded.sinkhorn(shards, temp, n, flaws), *sharded.sinkhorn([logits], temp, n, flaws)]
+
+    return explain("sinkhorn", observed, predict)
 
 
 KIND = Kind(

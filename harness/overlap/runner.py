@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shlex
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +43,29 @@ def run_case(executor: Executor, case: OverlapCase, backend: str, world_size: in
 
     Returns a "skip" result when the spec cannot run here (NCCL without enough GPUs), a
     failed one when a rank raised, crashed or hung (:func:`harness.outcome.rank_failure_fields`),
-    else a "pass" result carrying the metrics."""
+    and then with the command that reruns it (``repro``), else a "pass" result carrying
+    the metrics."""
+    result = _run_case(executor, case, backend, world_size, impl=impl, api=api, ddp=ddp,
+                       iterations=iterations, warmup=warmup)
+    if result.status in ("fail", "error"):
+        result.extra["repro"] = repro(case, backend, world_size, impl=impl, api=api, ddp=ddp)
+    return result
+
+
+def repro(case: OverlapCase, backend: str, world_size: int, *, impl: str, api: str,
+          ddp: bool) -> str:
+    """The one command line that reruns just this overlap case at this world size."""
+    args = ["dino-harness", "bench", "overlap", "--impl", impl, "--api", api]
+    if case.file:
+        args += ["--cases", case.file]
+    args += ["--filter", case.test_id(backend, world_size), "--world-sizes", str(world_size),
+             "--backend", backend] + (["--ddp"] if ddp else [])
+    return shlex.join(args)
+
+
+def _run_case(executor: Executor, case: OverlapCase, backend: str, world_size: int, *,
+              impl: str, api: str, ddp: bool, iterations: int | None,
+              warmup: int | None) -> CaseResult:
     from ..runtime import PoolUnavailable, RankFailure
 
     if iterations is not None or warmup is not None:

@@ -229,6 +229,7 @@ def document_renderable(doc: sec.Document) -> Group:
     for data in (doc.selfcheck, doc.pool):
         if data is not None:
             parts.append(adaptive(data, WIDE_TABLE))
+            parts += long_lines(data)  # free text (a fault's diagnosis) under its table
     parts += [kind_table(t) for t in doc.kind_tables]
     if doc.failures:
         n_fail = sum(f.status == "fail" for f in doc.failures)

@@ -67,15 +67,30 @@ class FaultOutcome:
     failed_otherwise: list[Catch] = field(default_factory=list)  # failed, but not as planted
     cases_run: int = 0
     seconds: float | None = None
+    #: The known mistake a diagnosis of this fault must name (None: a hang or crash fault).
+    mistake: str | None = None
+    #: Each diagnosis the catching results carry, and how many carry it.
+    diagnoses: dict[str, int] = field(default_factory=dict)
+    #: How many catching results name ``mistake`` among their matches.
+    named: int = 0
 
     @property
     def verdict(self) -> str:
         return "caught" if self.caught_by else "survived"
 
+    @property
+    def diagnosed(self) -> bool | None:
+        """Whether a diagnosis named the fault's own mistake (None: no mistake to name)."""
+        return None if self.mistake is None else self.named > 0
+
     def to_json(self) -> dict[str, Any]:
-        return {"description": self.description, "caught_by": [c.to_json() for c in self.caught_by],
-                "failed_otherwise": [c.to_json() for c in self.failed_otherwise],
-                "cases_run": self.cases_run, "seconds": self.seconds, "verdict": self.verdict}
+        out = {"description": self.description, "caught_by": [c.to_json() for c in self.caught_by],
+               "failed_otherwise": [c.to_json() for c in self.failed_otherwise],
+               "cases_run": self.cases_run, "seconds": self.seconds, "verdict": self.verdict,
+               "diagnoses": self.diagnoses}
+        if self.mistake is not None:
+            out.update(mistake=self.mistake, named=self.named, diagnosed=self.diagnosed)
+        return out
 
     @classmethod
     def from_json(cls, name: str, d: Mapping[str, Any]) -> FaultOutcome:
@@ -85,7 +100,10 @@ class FaultOutcome:
 
         return cls(name=name, description=str(d.get("description", "")),
                    caught_by=catches("caught_by"), failed_otherwise=catches("failed_otherwise"),
-                   cases_run=int(d.get("cases_run") or 0), seconds=d.get("seconds"))
+                   cases_run=int(d.get("cases_run") or 0), seconds=d.get("seconds"),
+                   mistake=d.get("mistake"), named=int(d.get("named") or 0),
+                   diagnoses={str(k): int(v) for k, v in (d.get("diagnoses") or {}).items()}
+                   if isinstance(d.get("diagnoses"), Mapping) else {})
 
 
 @dataclass
@@ -104,17 +122,24 @@ class SelfcheckSection:
         return [f.name for f in self.faults if not f.caught_by]
 
     @property
+    def undiagnosed(self) -> list[str]:
+        """Caught faults whose own mistake no diagnosis named (a model or a match is off)."""
+        return [f.name for f in self.faults if f.caught_by and f.diagnosed is False]
+
+    @property
     def controls_ok(self) -> bool:
         c = self.overlap_controls
         return bool(c.get("passed") or c.get("skipped"))
 
     @property
     def ok(self) -> bool:
-        return not self.survived and not self.false_alarms and self.controls_ok
+        return (not self.survived and not self.false_alarms and not self.undiagnosed
+                and self.controls_ok)
 
     @property
     def exit_code(self) -> ExitCode:
-        """A survived fault, a false alarm or controls not told apart is a failed check."""
+        """A survived or undiagnosed fault, a false alarm or controls not told apart is a
+        failed check."""
         return ExitCode.OK if self.ok else ExitCode.FAILED
 
     def to_json(self) -> dict[str, Any]:

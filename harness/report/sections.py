@@ -38,7 +38,7 @@ from .fmt import (
     trim_traceback,
     worst_ratio,
 )
-from .model import Report
+from .model import FaultOutcome, Report
 
 SELFCHECK_TARGET = "selfcheck_target"  # a selfcheck result's extra field: "reference" or a fault
 REFERENCE = "reference"
@@ -185,7 +185,10 @@ def verdict(report: Report) -> Verdict:
     if sc is None:
         return run_verdict(report.results)
     n = len(sc.faults)
-    text = (f"selfcheck: {n - len(sc.survived)}/{n} faults caught, {len(sc.false_alarms)} "
+    numeric = [f for f in sc.faults if f.mistake is not None]
+    named = sum(bool(f.diagnosed) for f in numeric)
+    text = (f"selfcheck: {n - len(sc.survived)}/{n} faults caught, {named}/{len(numeric)} "
+            f"numeric faults diagnosed as their own mistake, {len(sc.false_alarms)} "
             f"false alarm(s) on the reference, overlap metric "
             + ("tells fake from real async" if sc.controls_ok else "CANNOT tell fake from real async"))
     return Verdict(("PASSED — " if sc.ok else "FAILED — ") + text, "pass" if sc.ok else "fail")
@@ -517,7 +520,21 @@ def pool_table(report: Report) -> TableData | None:
 # -------------------------------------------------------------------------- selfcheck
 
 SELFCHECK_COLUMNS = (Column("target"), Column("bug"), Column("verdict"),
-                     Column("caught by (first cases)"))
+                     Column("caught by (first cases)"), Column("diagnosis", long=True))
+
+
+def diagnosis_cell(f: FaultOutcome) -> Cell:
+    """What the catching results said the cause is: the commonest diagnosis with its count,
+    marked by whether it named the fault's own mistake."""
+    if not f.diagnoses:
+        return cell("no diagnosis" if f.caught_by else "", "bad" if f.diagnosed is False else "dim")
+    text, count = next(iter(f.diagnoses.items()))
+    others = len(f.diagnoses) - 1
+    head = {True: f"named in {f.named}/{len(f.caught_by)}: ", False: "NOT NAMED: ",
+            None: ""}[f.diagnosed]
+    tail = f" ({count}/{len(f.caught_by)})" + (f"; {others} other diagnosis(es)" if others else "")
+    tone = {True: "ok", False: "bad", None: ""}[f.diagnosed]
+    return Cell((Span(head, tone), Span(text), Span(tail, "dim")))
 
 
 def selfcheck_table(report: Report) -> TableData | None:
@@ -528,7 +545,7 @@ def selfcheck_table(report: Report) -> TableData | None:
     alarms = sc.false_alarms
     rows = [(cell(REFERENCE), cell("must pass"),
              cell("FALSE ALARM", "bad") if alarms else cell("PASS", "ok"),
-             cell(", ".join(alarms[:6]) or f"{sc.reference_cases} cases passed"))]
+             cell(", ".join(alarms[:6]) or f"{sc.reference_cases} cases passed"), Cell())]
     for f in sc.faults:
         caught = [c.case for c in f.caught_by]
         verdict_ = cell(f"caught by {len(caught)}/{f.cases_run}", "ok") if caught \
@@ -536,13 +553,13 @@ def selfcheck_table(report: Report) -> TableData | None:
         where = ", ".join(caught[:4]) + (" ..." if len(caught) > 4 else "")
         if f.failed_otherwise:
             where += ("; " if where else "") + f"failed otherwise: {len(f.failed_otherwise)}"
-        rows.append((cell(f.name), cell(f.description), verdict_, cell(where)))
+        rows.append((cell(f.name), cell(f.description), verdict_, cell(where), diagnosis_cell(f)))
     c = sc.overlap_controls
     if c:
         text = "skipped" if c.get("skipped") else "told apart" if c.get("passed") else "NOT TOLD APART"
         tone = "dim" if c.get("skipped") else "ok" if c.get("passed") else "bad"
         rows.append((cell("overlap controls"), cell("fake-async update_center vs the reference"),
-                     cell(text, tone), cell(c.get("text"))))
+                     cell(text, tone), cell(c.get("text")), Cell()))
     return TableData("selfcheck", "selfcheck: every planted fault must be caught",
                      SELFCHECK_COLUMNS, tuple(rows))
 

@@ -21,6 +21,8 @@ def test_selfcheck_catches_every_planted_fault(tmp_path):
     summary = json.loads(out.read_text())
     assert summary["reference"]["false_alarms"] == [], summary["reference"]
     survived = [name for name, f in summary["faults"].items() if not f["caught_by"]]
+    undiagnosed = [name for name, f in summary["faults"].items() if f.get("diagnosed") is False]
+    assert not undiagnosed, f"numeric faults not diagnosed as their own mistake: {undiagnosed}"
     assert survived == []
     assert set(summary["faults"]) == set(FAULTS) and len(FAULTS) >= 12
     assert summary["overlap_controls"]["skipped"]
@@ -85,3 +87,5 @@ def test_report_renders_a_saved_selfcheck_and_returns_its_code(tmp_path, monkeyp
         text = out.read_text(encoding="utf-8").replace("\\_", "_")  # Markdown escapes
         assert "center_mean_of_means" in text and verdict in text, fmt
         assert "centering-equal-two" in text  # the reference's own table
+        if code == 0:  # the fault's diagnosis names its own mistake
+            assert "named in 1/1" in text and "mean of per-rank means" in text, fmt

@@ -156,3 +156,40 @@ def test_bench_overlap_writes_a_report_that_report_renders_again(
         for expected in ("Overlap", "93%", "89%–95%", "mostly hidden", "a planted note",
                          "DDP vs plain", "93% → 93%"):
             assert expected in text, (fmt, expected)
+
+
+class _HangingExecutor:
+    """An executor whose every run hangs (no rank starts here)."""
+
+    def unavailable_reason(self, backend: str, world_size: int) -> None:
+        return None
+
+    def run(self, *args: object, **kwargs: object) -> list:
+        from harness.results import RankError
+        from harness.runtime import RankFailure
+
+        raise RankFailure("hang", [RankError(1, "Hang", "rank 1 never finished")], {0: "ok", 1: "hung"})
+
+
+def test_a_failed_overlap_result_carries_the_command_that_reruns_just_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import shlex
+
+    from harness.overlap.cases import OverlapCase
+    from harness.overlap.runner import run_case
+
+    case = OverlapCase("overlap-x", file=str(tmp_path / "my cases.toml"))
+    result = run_case(_HangingExecutor(), case, "gloo", 2, impl="pkg.mod", ddp=True)  # type: ignore[arg-type]
+    assert result.status == "error"
+    assert shlex.split(result.extra["repro"]) == [
+        "dino-harness", "bench", "overlap", "--impl", "pkg.mod", "--api", "seed", "--cases",
+        str(tmp_path / "my cases.toml"), "--filter", "overlap-x[gloo-ws2]", "--world-sizes", "2",
+        "--backend", "gloo", "--ddp"]
+
+
+def test_bench_overlap_filter_selects_cases(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cases = tmp_path / "o.toml"
+    cases.write_text('[[case]]\nname = "overlap-a"\nK = 64\n\n[[case]]\nname = "overlap-b"\nK = 64\n')
+    assert main(["bench", "overlap", "--cases", str(cases), "--filter", "nothing-like-it",
+                 "--world-sizes", "1"]) == 2
+    assert "--filter 'nothing-like-it'" in capsys.readouterr().err

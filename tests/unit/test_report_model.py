@@ -61,3 +61,52 @@ def test_a_raising_target_reads_as_such_in_every_format() -> None:
         for expected in ("the target raised", "planted: boom", "a bug of its own",
                          "dino-harness run --filter sink"):
             assert expected in text, expected
+
+
+def test_a_failed_checks_diagnosis_and_repro_show_in_every_format_and_in_json() -> None:
+    check = Check("center", 0.3, 17.0, 3e-6, False, rank=0, comparison="dist_vs_single",
+                  index=[105], actual=-0.77, expected=-0.44, ratio=1e5, category="distributed")
+    failed = CaseResult("centering-uneven", "centering", "gloo", 2, "fail", 0.2, checks=[check],
+                        extra={"diagnosis": "matches: center is the mean of per-rank means",
+                               "mistakes": ["center_mean_of_means"],
+                               "repro": "dino-harness run --filter 'centering-uneven[gloo-ws2]'"})
+    report = Report(results=[failed])
+    for text in (_console(report), to_markdown(report), to_html(report)):
+        for expected in ("likely cause", "matches: center is the mean of per-rank means",
+                         "centering-uneven[gloo-ws2]"):
+            assert expected in text.replace("&#x27;", "'"), expected
+    again = Report.from_json(json.loads(json.dumps(report.to_json()))).results[0]
+    assert again.extra["diagnosis"] == failed.extra["diagnosis"]
+    assert again.extra["repro"] == failed.extra["repro"]
+    assert again.extra["mistakes"] == ["center_mean_of_means"]
+
+
+def _selfcheck(named: int) -> Report:
+    from harness.report.model import Catch, FaultOutcome, SelfcheckSection
+
+    fault = FaultOutcome("center_mean_of_means", "mean of means", caught_by=[Catch("c[gloo-ws2]", "x")],
+                         cases_run=2, mistake="center_mean_of_means", named=named,
+                         diagnoses={"matches: center is the mean of per-rank means": 1})
+    hang = FaultOutcome("sinkhorn_empty_rank_returns_early", "hang", caught_by=[Catch("s", "hang")],
+                        cases_run=1, diagnoses={"rank 1 never issued collective #1": 1})
+    return Report(selfcheck=SelfcheckSection(reference_cases=1, faults=[fault, hang],
+                                             overlap_controls={"skipped": True}))
+
+
+def test_selfcheck_shows_each_faults_diagnosis_in_every_format_and_round_trips() -> None:
+    report = _selfcheck(named=1)
+    assert report.selfcheck.ok and report.selfcheck.faults[1].diagnosed is None
+    for text in (_console(report), to_markdown(report), to_html(report)):
+        for expected in ("named in 1/1", "matches: center is the mean of per-rank means",
+                         "rank 1 never issued collective #1", "1/1 numeric faults diagnosed"):
+            assert expected in text.replace("\\_", "_"), expected
+    again = Report.from_json(json.loads(json.dumps(report.to_json())))
+    assert again.to_json() == report.to_json()
+    assert again.selfcheck.faults[0].diagnosed is True
+
+
+def test_a_numeric_fault_not_diagnosed_as_its_mistake_fails_selfcheck() -> None:
+    report = _selfcheck(named=0)
+    assert report.selfcheck.undiagnosed == ["center_mean_of_means"]
+    assert not report.selfcheck.ok and report.exit_code == 1
+    assert "NOT NAMED" in _console(report)

@@ -1,0 +1,90 @@
+"""The known mistakes of distributed DINO-family losses: the one place that names them.
+
+Each :class:`Mistake` is a name, the sentence a report shows, the quantity it changes
+("center", "sinkhorn", "loss") and its model: the float64 simulation of a sharded target
+(:mod:`.sharded`) with the mistake's one switch flipped. A failed check is explained by
+the mistakes of its quantity whose model reproduces the target's numbers, on the same
+data and the same sharding, within the check's tolerance (``harness.checks.diagnose``).
+
+``switch`` is the (field, value) the mistake sets; for every mistake a planted fault makes
+it is also that fault's switch of the reference's variation points, which is how selfcheck
+knows which mistake each fault must be diagnosed as. A mistake only other codebases make
+(a center divided by ``n_local * W``) has a value the reference does not offer.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from .sharded import Flaws
+
+QUANTITIES = ("center", "sinkhorn", "loss")
+
+
+class Mistake(NamedTuple):
+    name: str
+    description: str
+    quantity: str  # what it changes: one of QUANTITIES
+    switch: tuple[str, Any]  # the (Flaws field, value) that models it
+    slack: float = 0.0
+    """The model's own resolution, where the mistake rounds (a bf16 center lands on either
+    neighbour of a tie): matching uses ``max(tolerance, slack)``."""
+
+    @property
+    def flaws(self) -> Flaws:
+        """The model's switches: the correct algorithm with this one mistake."""
+        return Flaws()._replace(**{self.switch[0]: self.switch[1]})
+
+
+BF16_STEP = 2.0**-7  # one bfloat16 step, relative (8 significant bits)
+
+MISTAKES: tuple[Mistake, ...] = (
+    Mistake("center_not_all_reduced", "the batch center is never all-reduced: each rank "
+            "centers on its own shard", "center", ("center_all_reduce", False)),
+    Mistake("center_mean_of_means", "center is the mean of per-rank means (wrong on uneven "
+            "shards)", "center", ("center_divisor", "mean_of_means")),
+    Mistake("center_divisor_no_world", "the all-reduced center sum is divided by the local row "
+            "count (no world-size divisor)", "center", ("center_divisor", "local_rows")),
+    Mistake("center_divisor_local_times_world", "the all-reduced center sum is divided by "
+            "local rows x world size (wrong on uneven shards)", "center",
+            ("center_divisor", "local_times_world")),
+    Mistake("ema_weights_swapped", "the EMA weights are swapped: (1 - m) * center + m * batch",
+            "center", ("center_ema", "swapped")),
+    Mistake("center_bf16", "the center is kept in bfloat16", "center",
+            ("center_dtype", "bfloat16"), slack=BF16_STEP),
+    Mistake("updates_overwrite", "a second update_center before apply drops the first "
+            "batch", "center", ("updates_accumulate", False)),
+    Mistake("sinkhorn_rows_not_reduced", "Sinkhorn's prototype (row) sums are not all-reduced",
+            "sinkhorn", ("sinkhorn_row_all_reduce", False)),
+    Mistake("sinkhorn_local_count", "Sinkhorn divides by a rank-local sample count B (Q /= B "
+            "with B = n_local or n_local x W: wrong on uneven shards)", "sinkhorn",
+            ("sinkhorn_sample_mass", "local_count")),
+    Mistake("sinkhorn_no_shift", "Sinkhorn exponentiates without a max shift (float32 "
+            "overflow to inf, then NaN)", "sinkhorn", ("sinkhorn_shift", "none")),
+    Mistake("sinkhorn_per_sample_shift", "Sinkhorn shifts each sample by its own max and drops "
+            "the factor (inexact at finite iterations)", "sinkhorn",
+            ("sinkhorn_shift", "per_sample")),
+    Mistake("sinkhorn_one_iteration_short", "Sinkhorn runs one iteration fewer than asked",
+            "sinkhorn", ("sinkhorn_iterations_delta", -1)),
+    Mistake("diagonal_not_excluded", "the CLS loss pairs each view with its own crop too "
+            "(s == t not excluded)", "loss", ("cls_pairs", "all")),
+    Mistake("loss_local_batch", "the CLS loss is normalised by the local batch, not scaled to "
+            "the global one (wrong on uneven shards)", "loss",
+            ("cls_normalisation", "local_batch")),
+    Mistake("ibot_per_rank_mean", "the iBOT loss is the mean over this rank's masked patches "
+            "(wrong on uneven counts, 0/0 on a rank with none)", "loss",
+            ("ibot_normalisation", "local_mean")),
+)
+BY_NAME: dict[str, Mistake] = {m.name: m for m in MISTAKES}
+
+
+def of_quantity(quantity: str) -> tuple[Mistake, ...]:
+    """The mistakes that change ``quantity``, in catalogue order."""
+    if quantity not in QUANTITIES:
+        raise ValueError(f"quantity must be one of {QUANTITIES}, got {quantity!r}")
+    return tuple(m for m in MISTAKES if m.quantity == quantity)
+
+
+def with_switch(field: str, value: Any) -> Mistake | None:
+    """The mistake a switch models (a planted fault's one flipped variation point)."""
+    return next((m for m in MISTAKES if m.switch == (field, value)), None)

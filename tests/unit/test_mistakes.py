@@ -1,0 +1,246 @@
+"""The float64 models of the known mistakes (harness.golden.sharded / .mistakes).
+
+With every switch off a model is the single-process golden on any sharding; each switch
+on gives the numbers the mistake is known for; and the catalogue of mistakes is linked to
+the reference's variation points, so every numeric planted fault has its model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+import numpy as np
+import pytest
+
+from harness import golden
+from harness.faults import FAULTS, mistake_of, switch_of
+from harness.golden import mistakes, sharded
+from harness.golden.numerics import round_bf16
+from harness.losses.variants import REFERENCE, Variant
+
+RNG = np.random.default_rng(7)
+K = 6
+UNEVEN = [5, 2, 0, 3]
+
+
+def split(array: np.ndarray, sizes: list[int], axis: int = 0) -> list[np.ndarray]:
+    return np.split(array, np.cumsum(sizes)[:-1], axis=axis)
+
+
+def flaw(name: str) -> sharded.Flaws:
+    return mistakes.BY_NAME[name].flaws
+
+
+# ------------------------------------------------------------------------ catalogue links
+
+def test_every_numeric_fault_has_the_model_of_its_own_switch():
+    for name, fault in FAULTS.items():
+        mistake = mistake_of(fault)
+        if fault.caught_by != "check":
+            assert mistake is None, name
+            continue
+        assert mistake is not None, f"{name}: no model of {switch_of(fault)}"
+        assert mistake.switch == switch_of(fault), name
+
+
+def test_flaws_are_the_reference_switches_with_the_same_defaults():
+    variant = {f.name: f for f in fields(Variant)}
+    for name, default in sharded.Flaws._field_defaults.items():
+        assert name in variant, f"Flaws.{name} is no variation point of the reference"
+        assert default == getattr(REFERENCE, name), name
+    assert set(sharded.Flaws._field_defaults) == set(sharded.Flaws._fields)
+
+
+def test_mistakes_are_named_once_and_each_flips_one_switch():
+    assert len(mistakes.BY_NAME) == len(mistakes.MISTAKES)
+    for m in mistakes.MISTAKES:
+        assert m.quantity in mistakes.QUANTITIES
+        changed = [f for f in sharded.Flaws._fields
+                   if getattr(m.flaws, f) != getattr(sharded.CORRECT, f)]
+        assert changed == [m.switch[0]], m.name
+        assert m.description and m.description == m.description.strip()
+    with pytest.raises(ValueError, match="quantity"):
+        mistakes.of_quantity("probs")
+
+
+def test_bf16_rounding_is_torchs():
+    torch = pytest.importorskip("torch")
+    x = RNG.normal(size=4000) * 3
+    want = torch.tensor(x, dtype=torch.float32).to(torch.bfloat16).double().numpy()
+    assert np.array_equal(round_bf16(x), want)
+    assert np.isnan(round_bf16(np.array([np.nan]))).all()
+
+
+# ------------------------------------------------------------------------------ centering
+
+def center_batches(sizes: list[int], steps: int = 3, updates: int = 1, views: int = 2):
+    data = RNG.normal(size=(steps, updates, views, sum(sizes), K)) + 1.0
+    per_rank = [[[split(data[s, u], sizes, axis=1)[r].reshape(-1, K) for u in range(updates)]
+                 for s in range(steps)] for r in range(len(sizes))]
+    whole = [[data[s, u].reshape(-1, K) for u in range(updates)] for s in range(steps)]
+    return data, per_rank, whole
+
+
+def test_correct_centers_are_the_golden_ema_on_every_rank():
+    _, per_rank, whole = center_batches(UNEVEN, updates=2)
+    want = golden.center_sequence([np.concatenate(step) for step in whole], 0.9)
+    for rank_centers in sharded.centers(per_rank, 0.9):
+        assert rank_centers[0] is None
+        for got, expected in zip(rank_centers[1:], want, strict=True):
+            np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+def test_zero_init_centers_start_at_zero():
+    _, per_rank, _ = center_batches([3, 4])
+    out = sharded.centers(per_rank, 0.9, center_init="zero")
+    assert np.array_equal(out[0][0], np.zeros(K))
+    first = np.concatenate([b[0] for b in (per_rank[0][0], per_rank[1][0])]).mean(axis=0)
+    np.testing.assert_allclose(out[1][1], 0.1 * first, rtol=1e-12)
+
+
+def test_center_mistakes_give_their_known_numbers():
+    sizes = [4, 1]
+    _, per_rank, _ = center_batches(sizes, steps=2, views=1)
+    rows = [per_rank[r][0][0] for r in range(2)]
+    total = rows[0].sum(axis=0) + rows[1].sum(axis=0)
+    first = {name: [c[1] for c in sharded.centers(per_rank, 0.9, flaw(name))]
+             for name in mistakes.BY_NAME if mistakes.BY_NAME[name].quantity == "center"}
+    means = (rows[0].mean(axis=0) + rows[1].mean(axis=0)) / 2
+    np.testing.assert_allclose(first["center_mean_of_means"][1], means)
+    np.testing.assert_allclose(first["center_divisor_no_world"][1], total / 1)
+    np.testing.assert_allclose(first["center_divisor_local_times_world"][0], total / 8)
+    np.testing.assert_allclose(first["center_not_all_reduced"][1], rows[1].mean(axis=0))
+    np.testing.assert_array_equal(first["center_bf16"][0], round_bf16(total / 5))
+    second = sharded.centers(per_rank, 0.9, flaw("ema_weights_swapped"))[0][2]
+    batch = (per_rank[0][1][0].sum(axis=0) + per_rank[1][1][0].sum(axis=0)) / 5
+    np.testing.assert_allclose(second, 0.1 * total / 5 + 0.9 * batch)
+
+
+def test_overwritten_update_keeps_only_the_last_batch():
+    _, per_rank, whole = center_batches([2, 3], steps=1, updates=2)
+    out = sharded.centers(per_rank, 0.9, flaw("updates_overwrite"))
+    np.testing.assert_allclose(out[0][1], whole[0][1].mean(axis=0))
+
+
+def test_every_center_mistake_shows_on_uneven_shards_and_mean_of_means_not_on_equal():
+    _, per_rank, _ = center_batches(UNEVEN, updates=2)
+    correct = sharded.centers(per_rank, 0.9)
+    for m in mistakes.of_quantity("center"):
+        got = sharded.centers(per_rank, 0.9, m.flaws)
+        assert any(g is not None and c is not None and not np.allclose(g, c)
+                   for gr, cr in zip(got, correct, strict=True) for g, c in zip(gr, cr, strict=True)), m.name
+    _, equal, _ = center_batches([3, 3])
+    same = sharded.centers(equal, 0.9, flaw("center_mean_of_means"))
+    for got, want in zip(same[0][1:], sharded.centers(equal, 0.9)[0][1:], strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+# ------------------------------------------------------------------------------- Sinkhorn
+
+def test_correct_sinkhorn_is_the_golden_on_any_sharding():
+    logits = RNG.normal(size=(sum(UNEVEN), K)) * 2
+    want = golden.sinkhorn(logits, 0.1, 3)
+    got = np.concatenate(sharded.sinkhorn(split(logits, UNEVEN), 0.1, 3))
+    np.testing.assert_allclose(got, want, atol=1e-12)
+
+
+def test_local_count_is_exact_on_equal_shards_only():
+    logits = RNG.normal(size=(8, K))
+    model = flaw("sinkhorn_local_count")
+    np.testing.assert_allclose(np.concatenate(sharded.sinkhorn(split(logits, [4, 4]), 0.1, 3, model)),
+                               golden.sinkhorn(logits, 0.1, 3), atol=1e-12)
+    uneven = np.concatenate(sharded.sinkhorn(split(logits, [6, 2]), 0.1, 3, model))
+    assert not np.allclose(uneven, golden.sinkhorn(logits, 0.1, 3), atol=1e-6)
+
+
+def test_seed_local_count_with_world_size_gives_the_same_output():
+    """The seed's Q /= B with B = n_local * W: a global factor W that row normalisation
+    removes, so one model covers B = n_local and B = n_local * W."""
+    logits = RNG.normal(size=(7, K))
+    shards = split(logits, [5, 2])
+    model = sharded.sinkhorn(shards, 0.2, 3, flaw("sinkhorn_local_count"))
+    seed = []
+    q = [np.exp(s / 0.2).T for s in shards]
+    for _ in range(3):
+        rows = sum(x.sum(axis=1, keepdims=True) for x in q)
+        q = [x / rows / K for x in q]
+        q = [x / x.sum(axis=0, keepdims=True) / (x.shape[1] * 2) for x in q]
+    seed = [(x * x.shape[1] * 2).T for x in q]
+    for got, want in zip(model, seed, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-10)
+
+
+def test_no_shift_overflows_like_float32_and_other_sinkhorn_mistakes_differ():
+    big = RNG.uniform(-120, 120, size=(6, K))
+    out = sharded.sinkhorn(split(big, [4, 2]), 0.04, 3, flaw("sinkhorn_no_shift"))
+    assert all(np.isnan(o).all() for o in out)
+    small = RNG.normal(size=(9, K)) + np.arange(9)[:, None]
+    correct = np.concatenate(sharded.sinkhorn(split(small, [6, 3]), 0.5, 2))
+    np.testing.assert_allclose(np.concatenate(sharded.sinkhorn(
+        split(small, [6, 3]), 0.5, 2, flaw("sinkhorn_no_shift"))), correct, atol=1e-6)
+    for name in ("sinkhorn_per_sample_shift", "sinkhorn_one_iteration_short",
+                 "sinkhorn_rows_not_reduced", "sinkhorn_local_count"):
+        got = np.concatenate(sharded.sinkhorn(split(small, [6, 3]), 0.5, 2, flaw(name)))
+        assert not np.allclose(got, correct, atol=1e-5), name
+
+
+def test_one_iteration_short_is_the_golden_with_one_fewer():
+    logits = RNG.normal(size=(5, K))
+    got = sharded.sinkhorn([logits], 0.1, 3, flaw("sinkhorn_one_iteration_short"))[0]
+    np.testing.assert_allclose(got, golden.sinkhorn(logits, 0.1, 2), atol=1e-12)
+
+
+# --------------------------------------------------------------------------------- losses
+
+def cls_inputs(sizes: list[int], views: int = 2):
+    student = RNG.normal(size=(views, sum(sizes), K))
+    teacher = golden.softmax(RNG.normal(size=(views, sum(sizes), K)))
+    return student, teacher, split(student, sizes, 1), split(teacher, sizes, 1)
+
+
+def pair_ce(teacher: np.ndarray, student: np.ndarray) -> np.ndarray:
+    """``[T, S, B]`` cross-entropy of every (teacher view, student view) pair."""
+    t, s = np.broadcast_arrays(teacher[:, None], student[None])
+    return golden.cross_entropy(t, s, 0.1)
+
+
+def test_correct_cls_follows_the_ddp_rule_on_uneven_shards():
+    sizes = [4, 1, 3]
+    student, teacher, s, t = cls_inputs(sizes)
+    per_rank = sharded.cls_local(s, t, 0.1)
+    assert np.mean([loss for loss, _ in per_rank]) == pytest.approx(golden.cls_loss(student, teacher, 0.1))
+    grads = np.concatenate([g / 3 for _, g in per_rank], axis=1)
+    np.testing.assert_allclose(grads, golden.cls_loss_grad(student, teacher, 0.1), atol=1e-12)
+
+
+def test_cls_mistakes_give_their_known_numbers():
+    student, teacher, s, t = cls_inputs([4, 2])
+    diag = sharded.cls_local([student], [teacher], 0.1, flaw("diagonal_not_excluded"))[0][0]
+    ce = pair_ce(teacher, student)  # [T, S, B]
+    assert diag == pytest.approx(ce.mean())
+    local = sharded.cls_local(s, t, 0.1, flaw("loss_local_batch"))
+    assert local[1][0] == pytest.approx(golden.cls_loss(s[1], t[1], 0.1))
+
+
+def test_ibot_correct_and_per_rank_mean():
+    sizes = [5, 0, 2]
+    student, teacher = RNG.normal(size=(7, K)), golden.softmax(RNG.normal(size=(7, K)))
+    s, t = split(student, sizes), split(teacher, sizes)
+    correct = sharded.ibot_local(s, t, 0.1)
+    assert np.mean([loss for loss, _ in correct]) == pytest.approx(golden.ibot_loss(student, teacher, 0.1))
+    np.testing.assert_allclose(np.concatenate([g / 3 for _, g in correct]),
+                               golden.ibot_loss_grad(student, teacher, 0.1), atol=1e-12)
+    mean = sharded.ibot_local(s, t, 0.1, flaw("ibot_per_rank_mean"))
+    assert mean[0][0] == pytest.approx(golden.ibot_loss(s[0], t[0], 0.1))
+    assert np.isnan(mean[1][0])  # 0/0 on the rank with no patch
+
+
+def test_sum_all_pairs_style_is_local_only_with_the_mistake():
+    student, teacher, s, t = cls_inputs([3, 1])
+    every = pair_ce(teacher, student).mean(axis=-1).sum()
+    got = sharded.cls_local([student], [teacher], 0.1, reduction="sum_all_pairs")[0][0]
+    assert got == pytest.approx(every)
+    local = sharded.cls_local(s, t, 0.1, sharded.CORRECT._replace(cls_normalisation="local_batch"),
+                              reduction="sum_all_pairs")
+    ce = pair_ce(t[1], s[1]).mean(axis=-1).sum()
+    assert local[1][0] == pytest.approx(ce)
