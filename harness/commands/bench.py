@@ -25,7 +25,7 @@ from rich.console import Console
 
 from ..errors import UsageError
 from ..results import CaseResult
-from .common import case_paths, require_runnable, world_sizes_arg
+from .common import announce, case_paths, require_runnable, world_sizes_arg
 
 if TYPE_CHECKING:
     from ..report.model import BenchSection
@@ -80,7 +80,8 @@ def overlap_command(args: argparse.Namespace) -> int:
     from ..runtime.executor import PoolExecutor
     from ..targets import load_target
 
-    target = load_target(args.impl, args.api)  # TargetError -> exit 2, before any pool starts
+    target = load_target(args.impl, args.api, args.adapter)  # TargetError: exit 2 now
+    announce(target)
     pairs = overlap_plan(args)
     require_runnable(args.backend, sorted({ws for _, ws in pairs}))
     quick = bool(getattr(args, "quick", False))

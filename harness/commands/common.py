@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 from pathlib import Path
 
 from .. import kinds  # noqa: F401 - registers the case kinds before any case file is read
@@ -57,3 +58,8 @@ def plan_cases(cases: list[Case], backend: str, world_sizes: list[int],
             + (f" and --filter {text!r}" if text else "")
         )
     return plan
+
+
+def announce(target: Any) -> None:
+    """Say which style the target is driven as, and why (``--api auto`` says what it chose)."""
+    print(f"# target {target.spec.impl}: {target.choice}", flush=True)

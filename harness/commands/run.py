@@ -14,14 +14,15 @@ from ..checks.runner import run_all
 from ..outcome import exit_code_of
 from ..results import CaseResult
 from ..targets import Target, load_target
-from .common import case_paths, plan_cases, require_runnable, world_sizes_arg
+from .common import announce, case_paths, plan_cases, require_runnable, world_sizes_arg
 
 
 def run_command(args: argparse.Namespace) -> int:
     from ..runtime import launched_by_torchrun, pg_timeout_for
     from ..runtime.executor import PoolExecutor, TorchrunExecutor
 
-    target = load_target(args.impl, args.api)
+    target = load_target(args.impl, args.api, args.adapter)
+    announce(target)
     cases = load_cases(case_paths(args.cases))
     pg_timeout_s = pg_timeout_for(args.timeout)
     executor: PoolExecutor | TorchrunExecutor

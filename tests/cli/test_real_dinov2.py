@@ -1,0 +1,76 @@
+"""The official DINOv2 losses (PyPI dinov2==0.0.1.dev2, installed with --no-deps by
+`make install`), run end to end through `dino-harness run --impl dinov2.loss`: the
+verdicts measured on them, kept (README table, "What it finds in real codebases")."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.cli.test_cli import harness
+
+pytest.importorskip("dinov2.loss")
+
+#: At 2 ranks, DINOv2's real distributed bugs, all on uneven shards or an empty rank: the
+#: center divided by local rows x world size, Sinkhorn's B = local rows x world size, the
+#: CLS loss and the masked iBOT loss normalised by the local batch / local images.
+DISTRIBUTED_AT_2 = {
+    "centering-uneven-shards", "centering-zero-sample-rank", "centering-large-logits-small-k",
+    "cls-ten-local-views-uneven", "cls-softmax-teacher-uneven", "cls-zero-sample-rank",
+    "cls-num-samples-local-tensor", "ibot_masked-uneven-images",
+    "ibot_masked-uneven-images-softmax", "sinkhorn-uneven-shards",
+    "sinkhorn-num-samples-local-tensor", "sinkhorn-ten-iterations", "sinkhorn-k8",
+    "sinkhorn-bf16-teacher", "sinkhorn-num-samples-local-int",
+}
+#: Its Sinkhorn takes exp(logits / temp) unshifted: overflow on the extreme-logit family,
+#: at every world size, one process included.
+NUMERICS = {
+    "sinkhorn-extreme-logits-3000", "sinkhorn-extreme-logits-local-tensor",
+    "sinkhorn-outlier-sample", "sinkhorn-outlier-first-sample", "sinkhorn-heterogeneous-logits",
+}
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, int], dict]:
+    tmp = tmp_path_factory.mktemp("dinov2")
+    out = tmp / "dinov2.json"
+    proc = harness("run", "--impl", "dinov2.loss", "--world-sizes", "1,2",
+                   "--report-dir", str(tmp / "reports"), "--json", str(out), timeout=600)
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "style dinov2 (--api auto" in proc.stdout
+    return {(r["case"], r["world_size"]): r for r in json.loads(out.read_text())["results"]}
+
+
+def categories(result: dict) -> set[str]:
+    return {c["category"] for c in result["checks"] if not c["passed"]}
+
+
+def test_nothing_errors_and_one_process_fails_only_on_extreme_logits(results) -> None:
+    assert not [k for k, r in results.items() if r["status"] == "error"]
+    failed_alone = {case for (case, ws), r in results.items() if ws == 1 and r["status"] == "fail"}
+    assert failed_alone == NUMERICS
+    for case in NUMERICS:
+        assert categories(results[(case, 1)]) == {"numerics"}, results[(case, 1)]["checks"]
+
+
+def test_the_real_distributed_bugs_are_found_and_labelled(results) -> None:
+    failed = {case for (case, ws), r in results.items() if ws == 2 and r["status"] == "fail"}
+    assert failed == DISTRIBUTED_AT_2 | NUMERICS
+    for case in DISTRIBUTED_AT_2:
+        assert categories(results[(case, 2)]) == {"distributed"}, case
+        assert results[(case, 2)]["repro"].startswith("dino-harness run --impl dinov2.loss")
+    center = results[("centering-uneven-shards", 2)]["diagnosis"]
+    assert "divided by local rows x world size" in center
+    sinkhorn = results[("sinkhorn-uneven-shards", 2)]["diagnosis"]
+    assert "rank-local sample count" in sinkhorn
+
+
+def test_equal_shards_pass_and_what_it_never_promised_is_skipped(results) -> None:
+    for (case, ws), r in results.items():
+        if "equal" in case:
+            assert r["status"] in ("pass", "skip"), (case, ws, r["checks"])
+    assert results[("ibot_masked-equal-images", 2)]["status"] == "pass"
+    skipped = results[("centering-two-updates-per-apply", 2)]
+    assert skipped["status"] == "skip" and "does not promise" in skipped["skip_reason"]
+    assert "lacks iBOTPatchLoss" in results[("ibot-equal-masked", 2)]["skip_reason"]
