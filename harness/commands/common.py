@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from .. import kinds  # noqa: F401 - registers the case kinds before any case file is read
 from ..cases import Case, expand
