@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -79,3 +80,15 @@ def test_a_project_with_its_own_backend_option_starts_and_passes(tmp_path: Path)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     assert counts(out) == {"passed": 5, "failed": 0, "skipped": 0, "error": 0}, out[-3000:]
+
+
+def test_the_readme_example_runs_in_a_project_of_its_own(tmp_path: Path) -> None:
+    project = tmp_path / "yourproject"
+    project.mkdir()
+    shutil.copy(SAMPLE.parent / "readme_dist_test.py", project / "test_dist.py")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           str(project / "test_dist.py")],
+                          cwd=project, capture_output=True, text=True, timeout=240)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert counts(out) == {"passed": 2, "failed": 0, "skipped": 0, "error": 0}, out[-3000:]
