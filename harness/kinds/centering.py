@@ -39,6 +39,7 @@ def _check(values: dict[str, Any], explicit: dict[str, Any]) -> None:
 
 def rank_program(ctx: RankContext, job: Job) -> dict[str, Any]:
     from ..checks.job import to_host, to_torch  # torch: on the ranks only
+    from ..runtime import collective_log
 
     def center_of(loss: Any) -> Any:
         return None if loss.center is None else to_host(loss.center).reshape(-1)
@@ -50,11 +51,15 @@ def rank_program(ctx: RankContext, job: Job) -> dict[str, Any]:
     for step in range(case.steps):
         micro = [to_torch(local[step, u], case.teacher_dtype, ctx.device)
                  for u in range(case.updates_per_apply)]
-        probs.append(to_host(loss.softmax_center_teacher(micro[0], case.teacher_temp)))
+        # The step labels every collective: a rank that skips one is named with its step.
+        with collective_log.step(f"step {step} softmax_center_teacher"):
+            probs.append(to_host(loss.softmax_center_teacher(micro[0], case.teacher_temp)))
         centers.append(center_of(loss))
-        for batch in micro:
-            loss.update_center(batch)
-    loss.apply_center_update()
+        with collective_log.step(f"step {step} update_center"):
+            for batch in micro:
+                loss.update_center(batch)
+    with collective_log.step("apply_center_update"):
+        loss.apply_center_update()
     centers.append(center_of(loss))
     return {"probs": probs, "centers": centers}
 

@@ -278,7 +278,10 @@ def result_line(result: CaseResult) -> str:
         for label, name, unit in (("hidden", "hidden_fraction", ""), ("exposed", "exposed_ms", " ms"),
                                   ("comm", "comm_ms", " ms"), ("bwd", "bwd_ms", " ms")):
             parts.append(f"{label} {format_metric(result.metrics, name)}{unit}")
-    for e in rank_errors(result)[:3]:
+    cause = result.error  # the runtime lists causes first: keep it first on the line
+    errors = sorted(rank_errors(result), key=lambda e: cause is None or (e.rank, e.type) != (
+        cause.rank, cause.type))
+    for e in errors[:3]:
         exit_ = error_exit(e)
         msg = (e.message or "").strip().splitlines()
         parts.append(f"rank {e.rank} {e.type}" + (f" ({exit_})" if exit_ else "")

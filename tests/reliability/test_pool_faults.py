@@ -13,6 +13,7 @@ import os
 import pickle
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
@@ -209,3 +210,34 @@ def test_worker_killed_while_idle_is_replaced(cache: PoolCache) -> None:
     fresh_pool_works(cache, SPEC)  # no RankFailure: the cache saw the dead worker first
     assert cache.starts == starts + 1
     assert_pool_gone(pool, pids, pgid, tmp_dir)
+
+
+def test_a_rank_that_skips_its_second_center_update_is_named_in_seconds(tmp_path: Path) -> None:
+    """The scenario of a real desync: rank 1 skips one center all-reduce, so the ranks'
+    collectives pair up wrongly and rank 0 finally waits in one rank 1 never issues. Named
+    at once -- culprit, collective number, step -- not after the process-group timeout."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "skip.json"
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", "run", "--impl",
+         str(root / "tests" / "fixtures" / "skip_second_center_target.py"), "--world-sizes", "2",
+         "--filter", "centering-equal-shards[", "--timeout", "20", "--report-dir",
+         str(tmp_path / "r"), "--json", str(out)],
+        cwd=root, env={**os.environ, "CI": "true", "PYTHONPATH": str(root)},
+        capture_output=True, text=True, timeout=120)
+    wall = time.monotonic() - t0
+    assert proc.returncode == 3, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (result,) = json.loads(out.read_text())["results"]
+    assert result["failure"] == "hang" and result["error"]["rank"] == 1
+    assert result["error"]["type"] == "Desync"
+    assert "rank 1 broke the collective order at collective #2" in result["diagnosis"]
+    assert "in step 2 update_center" in result["diagnosis"]
+    assert "in step 1 update_center" in result["diagnosis"]
+    assert "rank 1 Desync" in proc.stdout.split("rank 0 Waiting")[0]  # the cause comes first
+    assert result["duration_s"] < 5 and wall < 60, (result["duration_s"], wall)
