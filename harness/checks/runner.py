@@ -80,7 +80,8 @@ def skip_reason(case: Case, target: Target) -> str | None:
     kind = kinds.get(case.kind)
     style = target.spec.api
     if missing := kind.missing(target.api):
-        return f"the {style} style has no {case.kind} API (it lacks {', '.join(missing)})"
+        return (f"the {style} style has no {case.kind} API (the names it drives lack "
+                f"{', '.join(missing)})")
     contract = required_contract(case)
     if contract is not None and contract not in target.contracts:
         return (f"'{CONTRACTS[contract]}' is a contract of the seed reference that this {style} "

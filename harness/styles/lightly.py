@@ -47,5 +47,7 @@ STYLE = Style(
     adapt=lambda module: namespace(DINOv1Loss=type("DINOv1Loss", (CLS,),
                                                    {"loss_cls": module.DINOLoss})),
     semantics=Semantics(center_init="zero", cls_reduction="mean_off_diagonal", sinkhorn=False),
+    # Since v1.5.26 its forward raises ValueError when no view pair is left (S = T = 1).
+    contracts=lambda module: frozenset({"raises"}),
     specificity=40,
 )

@@ -78,7 +78,7 @@ def test_centering_inside_forward_styles(tmp_path: Path, style: str) -> None:
     assert uneven["status"] == "fail"
     assert {c["category"] for c in uneven["checks"] if not c["passed"]} == {"distributed"}
     no_sinkhorn = results[("sinkhorn-equal-shards", 2)]
-    assert no_sinkhorn["status"] == "skip" and "lacks sinkhorn_knopp" in no_sinkhorn["skip_reason"]
+    assert no_sinkhorn["status"] == "skip" and "lack sinkhorn_knopp" in no_sinkhorn["skip_reason"]
 
 
 def test_the_readme_adapter_is_the_tested_one(tmp_path: Path) -> None:

@@ -76,4 +76,4 @@ def test_a_target_without_forward_masked_skips_with_the_reason(rank_pools) -> No
     result = _run("ibot_masked-equal-images", 2, rank_pools, impl="harness.losses")
     assert result.status == "skip"
     assert result.skip_reason == ("the seed style has no ibot_masked API "
-                                  "(it lacks iBOTMaskedPatchLoss.forward_masked)")
+                                  "(the names it drives lack iBOTMaskedPatchLoss.forward_masked)")
