@@ -15,5 +15,3 @@ class Semantics:
     #: The number of teacher views the style's CLS loss takes, when it is fixed (the original
     #: DINO and solo-learn always split the teacher into 2 global crops).
     teacher_views: int | None = None
-    #: Whether the style has a Sinkhorn-Knopp teacher at all.
-    sinkhorn: bool = True

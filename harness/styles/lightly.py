@@ -46,7 +46,7 @@ STYLE = Style(
     marks=(MARK,),
     adapt=lambda module: namespace(DINOv1Loss=type("DINOv1Loss", (CLS,),
                                                    {"loss_cls": module.DINOLoss})),
-    semantics=Semantics(center_init="zero", cls_reduction="mean_off_diagonal", sinkhorn=False),
+    semantics=Semantics(center_init="zero", cls_reduction="mean_off_diagonal"),
     # Since v1.5.26 its forward raises ValueError when no view pair is left (S = T = 1).
     contracts=lambda module: frozenset({"raises"}),
     specificity=40,
