@@ -52,3 +52,12 @@ def test_recorder_disables_dynamo_once_it_is_loaded() -> None:
     """)
     assert out == "['__torch_dispatch__'] 2"
 
+
+
+def test_run_command_module_imports_no_torch() -> None:
+    out = _python("""
+        import sys
+        import harness.cli, harness.commands.run, harness.runtime.pool
+        print("torch" in sys.modules)
+    """)
+    assert out == "False"
