@@ -21,7 +21,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .cases import OverlapCase
-from .metrics import classify
+from .metrics import classify, headline
 from .runner import PG_TIMEOUT_S, run_case
 
 if TYPE_CHECKING:
@@ -50,11 +50,14 @@ CONTROL_CASE = OverlapCase(
 def _summary(result: Any) -> dict[str, Any]:
     d = result.to_json()
     m = d.get("metrics") or {}
-    keys = ("hidden_fraction", "hidden_fraction_ci_low", "hidden_fraction_ci_high", "comm_ms",
+    keys = ("hidden_fraction", "hidden_fraction_ci_low", "hidden_fraction_ci_high",
+            "hidden_fraction_paired", "hidden_fraction_paired_ci_low",
+            "hidden_fraction_paired_ci_high", "allreduce_overlapped_ms", "comm_ms",
             "bwd_ms", "exposed_ms", "overlapped_ms", "interference", "efficiency", "issue_ms",
             "wait_ms")
     out = {k: m.get(k) for k in keys}
     out.update({"status": d["status"], "classification": classify(m) if m else None,
+                "headline": headline(m), "hidden": m.get(headline(m)),
                 "inconclusive": d.get("inconclusive"), "duration_s": d["duration_s"]})
     if d.get("error"):
         out["error"] = f"{d['error'].get('type')}: {d['error'].get('message')}"
@@ -66,7 +69,8 @@ def controls(world_size: int = 2, *, executor: Executor | None = None, iteration
     """Run the negative and the positive control; a JSON-able dict.
 
     ``passed`` is True iff both ran and fake <= FAKE_MAX and reference >= REFERENCE_MIN
-    (medians of hidden_fraction over ``iterations`` iterations, slowest rank). ``executor``:
+    (the headline hidden fraction, metrics.headline: the paired one when the run has it,
+    over ``iterations`` iterations, slowest rank; both fractions are in the summaries). ``executor``:
     one to reuse (one is made and closed otherwise)."""
     from ..runtime.executor import PoolExecutor
 
@@ -82,7 +86,7 @@ def controls(world_size: int = 2, *, executor: Executor | None = None, iteration
         if own:
             runner.close()
     f, r = _summary(fake), _summary(ref)
-    fh, rh = f.get("hidden_fraction"), r.get("hidden_fraction")
+    fh, rh = f.get("hidden"), r.get("hidden")  # the headline: paired when available
 
     def ok(value: Any, test: Any) -> bool:
         return isinstance(value, (int, float)) and not math.isnan(value) and test(value)

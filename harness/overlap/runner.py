@@ -12,7 +12,7 @@ from ..outcome import rank_failure_fields, verify_failure_fields
 from ..results import CaseResult
 from .cases import OverlapCase
 from .clock_cuda import TIMING_ENV
-from .metrics import aggregate, assess, classify, verdict_text
+from .metrics import aggregate, assess, classify, headline, verdict_text
 
 if TYPE_CHECKING:
     from ..runtime.executor import Executor
@@ -37,12 +37,14 @@ def result_name(case: OverlapCase, ddp: bool) -> str:
 
 def run_case(executor: Executor, case: OverlapCase, backend: str, world_size: int, *,
              impl: str = "harness.losses", api: str = "seed", ddp: bool = False,
-             iterations: int | None = None, warmup: int | None = None) -> CaseResult:
+             iterations: int | None = None, warmup: int | None = None,
+             log_timed: bool = False) -> CaseResult:
     """Run the protocol on ``world_size`` ranks of ``executor``.
 
     Returns a "skip" result when the spec cannot run here (NCCL without enough GPUs), a
     failed one when a rank raised, crashed or hung (:func:`harness.outcome.rank_failure_fields`),
-    else a "pass" result carrying the metrics."""
+    else a "pass" result carrying the metrics. ``log_timed``: keep the timed collectives in
+    the harness's collective log (program.py; by default they bypass it)."""
     from ..runtime import PoolUnavailable, RankFailure
 
     if iterations is not None or warmup is not None:
@@ -59,7 +61,8 @@ def run_case(executor: Executor, case: OverlapCase, backend: str, world_size: in
                           extra=base_extra)
     if backend == "nccl":
         enable_nccl_timing()
-    payload = {"case": case.to_payload(), "impl": impl, "api": api, "ddp": ddp}
+    payload = {"case": case.to_payload(), "impl": impl, "api": api, "ddp": ddp,
+               "log_timed": log_timed}
     t0 = time.perf_counter()
     try:
         ranks = executor.run(backend, world_size, PROGRAM, payload, case.deadline_s)
@@ -100,6 +103,8 @@ def build_result(name: str, backend: str, world_size: int, case: OverlapCase,
         "exposed_basis": agg["exposed_basis"],
         "verdict": verdict_text(metrics, has_comm=agg["has_comm"]),
         "classification": classify(metrics),
+        "headline": headline(metrics),
+        "timed_collectives_logged": bool(ranks[0].get("log_timed", False)),
         "inconclusive": inconclusive,
         "inconclusive_reasons": reasons,
         "noisy": noisy,
