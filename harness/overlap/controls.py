@@ -70,7 +70,8 @@ def controls(world_size: int = 2, *, executor: Executor | None = None, iteration
 
     ``passed`` is True iff both ran and fake <= FAKE_MAX and reference >= REFERENCE_MIN
     (the headline hidden fraction, metrics.headline: the paired one when the run has it,
-    over ``iterations`` iterations, slowest rank; both fractions are in the summaries). ``executor``:
+    over ``iterations`` iterations, slowest rank; both fractions are in the summaries).
+    ``cross_check_passed``: the same thresholds on the phase protocol's fractions. ``executor``:
     one to reuse (one is made and closed otherwise)."""
     from ..runtime.executor import PoolExecutor
 
@@ -93,6 +94,9 @@ def controls(world_size: int = 2, *, executor: Executor | None = None, iteration
 
     fake_ok = ok(fh, lambda v: v <= FAKE_MAX)
     ref_ok = ok(rh, lambda v: v >= REFERENCE_MIN)
+    # The phase protocol's fractions against the same thresholds: the cross-check.
+    cross_ok = (ok(f.get("hidden_fraction"), lambda v: v <= FAKE_MAX)
+                and ok(r.get("hidden_fraction"), lambda v: v >= REFERENCE_MIN))
     if fake.status == "skip" or ref.status == "skip":
         text = f"controls skipped: {fake.skip_reason or ref.skip_reason}"
     else:
@@ -108,6 +112,7 @@ def controls(world_size: int = 2, *, executor: Executor | None = None, iteration
         "thresholds": {"fake_max": FAKE_MAX, "reference_min": REFERENCE_MIN},
         "fake_async": f, "reference": r,
         "passed": fake_ok and ref_ok,
+        "cross_check_passed": cross_ok,
         "skipped": fake.status == "skip" or ref.status == "skip",
         "text": text, "seconds": round(time.perf_counter() - t0, 2),
         "results": [fake.to_json(), ref.to_json()],
