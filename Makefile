@@ -40,6 +40,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_losses.py --json reports/bench/losses.json
 	$(BIN)/dino-harness bench pool --json reports/bench/pool.json
 	$(BIN)/dino-harness bench overlap --json reports/bench/overlap.json
+	$(BIN)/python benchmarks/bench_overlap_paired.py --runs 5 --json reports/bench/overlap_paired.json
+	$(BIN)/python benchmarks/bench_first_verdict.py --runs 5 --whole-run --json reports/bench/first_verdict.json
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check harness tests benchmarks

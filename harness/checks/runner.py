@@ -67,7 +67,9 @@ def run_case(case: Case, backend: str, world_size: int, executor: Executor, targ
 def repro(case: Case, backend: str, world_size: int, target: Target,
           timeout_s: float | None = None) -> str:
     """The one command line that reruns just this case at this world size."""
-    args = ["dino-harness", "run", "--impl", target.spec.impl, "--api", target.spec.api,
+    style = (["--adapter", target.spec.adapter] if target.spec.adapter
+             else ["--api", target.spec.api])
+    args = ["dino-harness", "run", "--impl", target.spec.impl, *style,
             "--cases", case.source, "--filter", case.test_id(backend, world_size),
             "--world-sizes", str(world_size), "--backend", backend]
     if timeout_s is not None:

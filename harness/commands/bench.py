@@ -103,7 +103,8 @@ def overlap_command(args: argparse.Namespace) -> int:
                 label = f"{case.name}{'-ddp' if use_ddp else ''}[{args.backend}-ws{ws}]"
                 live.case_started(label, f"{args.backend} x{ws}")
                 result = run_case(executor, case, args.backend, ws, impl=target.spec.impl,
-                                  api=target.spec.api, ddp=use_ddp,
+                                  api=target.spec.api, adapter=target.spec.adapter,
+                                  ddp=use_ddp,
                                   iterations=QUICK_ITERATIONS if quick else None,
                                   warmup=QUICK_WARMUP if quick else None)
                 writer.add(result)

@@ -10,7 +10,6 @@ from rich.console import Console
 from rich.table import Table
 
 from ..cases import Case, load_cases
-from ..checks.runner import run_all
 from ..outcome import exit_code_of
 from ..results import CaseResult
 from ..targets import Target, load_target
@@ -19,6 +18,10 @@ from .common import announce, case_paths, plan_cases, require_runnable, world_si
 
 def run_command(args: argparse.Namespace) -> int:
     from ..runtime import launched_by_torchrun, pg_timeout_for
+    from ..runtime.pool import boot_zygote
+
+    if not launched_by_torchrun():
+        boot_zygote(args.backend)  # its `import torch` overlaps ours, which starts below
     from ..runtime.executor import PoolExecutor, TorchrunExecutor
 
     target = load_target(args.impl, args.api, args.adapter)
@@ -47,6 +50,7 @@ def run_command(args: argparse.Namespace) -> int:
 def execute(plan: list[tuple[Case, str, int]], executor, target: Target,
             args: argparse.Namespace) -> int:
     """Run the plan with the live view, stream every result to disk, print the summary."""
+    from ..checks.runner import run_all  # imports torch: after the zygote's boot began
     from ..report import (
         LiveView,
         RunWriter,

@@ -21,7 +21,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .cases import OverlapCase
-from .metrics import classify
+from .metrics import classify, headline
 from .runner import PG_TIMEOUT_S, run_case
 
 if TYPE_CHECKING:
@@ -50,11 +50,14 @@ CONTROL_CASE = OverlapCase(
 def _summary(result: Any) -> dict[str, Any]:
     d = result.to_json()
     m = d.get("metrics") or {}
-    keys = ("hidden_fraction", "hidden_fraction_ci_low", "hidden_fraction_ci_high", "comm_ms",
+    keys = ("hidden_fraction", "hidden_fraction_ci_low", "hidden_fraction_ci_high",
+            "hidden_fraction_paired", "hidden_fraction_paired_ci_low",
+            "hidden_fraction_paired_ci_high", "allreduce_overlapped_ms", "comm_ms",
             "bwd_ms", "exposed_ms", "overlapped_ms", "interference", "efficiency", "issue_ms",
             "wait_ms")
     out = {k: m.get(k) for k in keys}
     out.update({"status": d["status"], "classification": classify(m) if m else None,
+                "headline": headline(m), "hidden": m.get(headline(m)),
                 "inconclusive": d.get("inconclusive"), "duration_s": d["duration_s"]})
     if d.get("error"):
         out["error"] = f"{d['error'].get('type')}: {d['error'].get('message')}"
@@ -66,7 +69,9 @@ def controls(world_size: int = 2, *, executor: Executor | None = None, iteration
     """Run the negative and the positive control; a JSON-able dict.
 
     ``passed`` is True iff both ran and fake <= FAKE_MAX and reference >= REFERENCE_MIN
-    (medians of hidden_fraction over ``iterations`` iterations, slowest rank). ``executor``:
+    (the headline hidden fraction, metrics.headline: the paired one when the run has it,
+    over ``iterations`` iterations, slowest rank; both fractions are in the summaries).
+    ``cross_check_passed``: the same thresholds on the phase protocol's fractions. ``executor``:
     one to reuse (one is made and closed otherwise)."""
     from ..runtime.executor import PoolExecutor
 
@@ -82,13 +87,16 @@ def controls(world_size: int = 2, *, executor: Executor | None = None, iteration
         if own:
             runner.close()
     f, r = _summary(fake), _summary(ref)
-    fh, rh = f.get("hidden_fraction"), r.get("hidden_fraction")
+    fh, rh = f.get("hidden"), r.get("hidden")  # the headline: paired when available
 
     def ok(value: Any, test: Any) -> bool:
         return isinstance(value, (int, float)) and not math.isnan(value) and test(value)
 
     fake_ok = ok(fh, lambda v: v <= FAKE_MAX)
     ref_ok = ok(rh, lambda v: v >= REFERENCE_MIN)
+    # The phase protocol's fractions against the same thresholds: the cross-check.
+    cross_ok = (ok(f.get("hidden_fraction"), lambda v: v <= FAKE_MAX)
+                and ok(r.get("hidden_fraction"), lambda v: v >= REFERENCE_MIN))
     if fake.status == "skip" or ref.status == "skip":
         text = f"controls skipped: {fake.skip_reason or ref.skip_reason}"
     else:
@@ -104,6 +112,7 @@ def controls(world_size: int = 2, *, executor: Executor | None = None, iteration
         "thresholds": {"fake_max": FAKE_MAX, "reference_min": REFERENCE_MIN},
         "fake_async": f, "reference": r,
         "passed": fake_ok and ref_ok,
+        "cross_check_passed": cross_ok,
         "skipped": fake.status == "skip" or ref.status == "skip",
         "text": text, "seconds": round(time.perf_counter() - t0, 2),
         "results": [fake.to_json(), ref.to_json()],

@@ -2,7 +2,11 @@
 
     PoolCache().run(PoolSpec(backend, W), PROGRAM, payload, deadline_s=...)
 
-payload: ``{"case": OverlapCase.to_payload(), "impl": str, "api": str, "ddp": bool}``.
+payload: ``{"case": OverlapCase.to_payload(), "impl": str, "api": str, "ddp": bool,
+"log_timed": bool}`` (``log_timed``, default False: whether the timed collectives -- the
+barriers, the replayed all-reduce, the traced one -- go through the harness's collective
+log; by default they bypass it, ``collective_log.unlogged``, so that the log's messages
+to the parent are not timed).
 
 Per iteration (after ``case.warmup`` unrecorded ones), four phases, each preceded by a
 barrier (NCCL: barrier + device synchronisation) so that every rank starts it together,
@@ -30,6 +34,11 @@ times; the parent (metrics.py) derives the metrics.
 
 Clocks: gloo -> clock_host.HostClock; NCCL -> clock_cuda.CudaEventClock (events on the
 compute stream, synchronised at the end of each phase) plus ``Work._get_duration``.
+
+Paired measurement: phase 4 also gives the all-reduce's own duration *in that same
+iteration* (``allreduce_overlapped_ms``: first traced call to the last completion), so
+``metrics.py`` can form ``hidden_fraction_paired`` per iteration, where the all-reduce's
+jitter cancels; phases 1-3 stay as the cross-check.
 """
 
 from __future__ import annotations
@@ -40,6 +49,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from ..runtime.collective_log import unlogged
 from ..targets import load_target
 from .cases import OverlapCase
 from .clock_cuda import CudaEventClock, nccl_timing_requested, work_duration_ms
@@ -62,13 +72,14 @@ def allreduce_spans(calls: list[dict[str, Any]], clock: Any, m0: Any, *,
                     nccl: bool) -> list[dict[str, Any]]:
     """Timeline spans (ms from m0) of the traced collective calls (see trace.py):
     gloo -- call start to the done-callback stamp (async) or to the call's return
-    (blocking); NCCL -- call start for ``Work._get_duration`` ms, marked estimated;
+    (blocking); NCCL -- call start for ``Work._get_duration`` ms, marked estimated, or
+    (blocking: the compute stream waited for it inside the call) to the call's return;
     a call whose end is unknown gets no span."""
     spans = []
     for call in calls:
         start = clock.elapsed_ms(m0, call["start"])
         work = call["work"]
-        if nccl:
+        if nccl and work is not None:
             duration = work_duration_ms(work) if work is not None else None
             if duration is None:
                 continue
@@ -86,13 +97,18 @@ def allreduce_spans(calls: list[dict[str, Any]], clock: Any, m0: Any, *,
 
 
 class RankProtocol:
-    def __init__(self, ctx: Any, case: OverlapCase, *, impl: str, api: str, ddp: bool) -> None:
+    def __init__(self, ctx: Any, case: OverlapCase, *, impl: str, api: str, ddp: bool,
+                 log_timed: bool = False, adapter: str | None = None) -> None:
         self.ctx = ctx
+        self.log_timed = log_timed
+        # The timed collectives, past the collective log unless asked (module docstring).
+        self.all_reduce = dist.all_reduce if log_timed else unlogged("all_reduce")
+        self.dist_barrier = dist.barrier if log_timed else unlogged("barrier")
         self.case = case
         self.nccl = ctx.backend == "nccl"
         self.device = ctx.device
         self.clock = make_clock(ctx.backend, ctx.device)
-        target = load_target(impl, api)
+        target = load_target(impl, api, adapter)
         loss = target.api.DINOv1Loss(temperature_student=case.student_temp,
                                      center_momentum=case.momentum)
         self.work = Workload(case, loss, ctx.device, ctx.rank, ddp=ddp)
@@ -108,21 +124,21 @@ class RankProtocol:
     # ------------------------------------------------------------------ helpers
     def barrier(self) -> None:
         if self.nccl:
-            dist.barrier(device_ids=[self.device.index])
+            self.dist_barrier(device_ids=[self.device.index])
             torch.cuda.synchronize(self.device)
         else:
-            dist.barrier()
+            self.dist_barrier()
 
     def blocking_comm(self) -> list[Any]:
         """The replayed center all-reduce(s), blocking (NCCL: the compute stream waits)."""
         works = []
         for buf in self.comm_buffers:
             if self.nccl:
-                work = dist.all_reduce(buf, async_op=True)
+                work = self.all_reduce(buf, async_op=True)
                 work.wait()
                 works.append(work)
             else:
-                dist.all_reduce(buf)
+                self.all_reduce(buf)
         return works
 
     def comm_work_ms(self, works: list[Any]) -> float | None:
@@ -209,7 +225,7 @@ class RankProtocol:
         value, t = self.graph(shared)
         self.barrier()
         c = self.clock
-        with CollectiveTracer(c, self.ctx.backend) as tracer:
+        with CollectiveTracer(c, self.ctx.backend, logged=self.log_timed) as tracer:
             m0 = c.mark()
             self.loss.update_center(t)
             m1 = c.mark()
@@ -274,6 +290,7 @@ class RankProtocol:
             "comm_numel": int(sum(b.numel() for b in self.comm_buffers)),
             "threads": torch.get_num_threads(),
             "nccl_timing": nccl_timing_requested() if self.nccl else None,
+            "log_timed": self.log_timed,
             "records": records,
             "notes": self.notes,
             "pid": os.getpid(),
@@ -284,5 +301,7 @@ def overlap_rank(ctx: Any, payload: dict[str, Any]) -> dict[str, Any]:
     """Rank program (see the module docstring)."""
     case = OverlapCase.from_payload(payload["case"])
     protocol = RankProtocol(ctx, case, impl=payload.get("impl", "harness.losses"),
-                            api=payload.get("api", "seed"), ddp=bool(payload.get("ddp", False)))
+                            api=payload.get("api", "seed"), ddp=bool(payload.get("ddp", False)),
+                            log_timed=bool(payload.get("log_timed", False)),
+                            adapter=payload.get("adapter"))
     return protocol.run()

@@ -13,7 +13,7 @@ from ..outcome import rank_failure_fields, verify_failure_fields
 from ..results import CaseResult
 from .cases import OverlapCase
 from .clock_cuda import TIMING_ENV
-from .metrics import aggregate, assess, classify, verdict_text
+from .metrics import aggregate, assess, classify, headline, verdict_text
 
 if TYPE_CHECKING:
     from ..runtime.executor import Executor
@@ -38,24 +38,29 @@ def result_name(case: OverlapCase, ddp: bool) -> str:
 
 def run_case(executor: Executor, case: OverlapCase, backend: str, world_size: int, *,
              impl: str = "harness.losses", api: str = "seed", ddp: bool = False,
-             iterations: int | None = None, warmup: int | None = None) -> CaseResult:
+             iterations: int | None = None, warmup: int | None = None,
+             log_timed: bool = False, adapter: str | None = None) -> CaseResult:
     """Run the protocol on ``world_size`` ranks of ``executor``.
 
     Returns a "skip" result when the spec cannot run here (NCCL without enough GPUs), a
     failed one when a rank raised, crashed or hung (:func:`harness.outcome.rank_failure_fields`),
     and then with the command that reruns it (``repro``), else a "pass" result carrying
-    the metrics."""
+    the metrics. ``log_timed``: keep the timed collectives in the harness's collective log
+    (program.py; by default they bypass it)."""
     result = _run_case(executor, case, backend, world_size, impl=impl, api=api, ddp=ddp,
-                       iterations=iterations, warmup=warmup)
+                       iterations=iterations, warmup=warmup, log_timed=log_timed,
+                       adapter=adapter)
     if result.status in ("fail", "error"):
-        result.extra["repro"] = repro(case, backend, world_size, impl=impl, api=api, ddp=ddp)
+        result.extra["repro"] = repro(case, backend, world_size, impl=impl, api=api, ddp=ddp,
+                                      adapter=adapter)
     return result
 
 
 def repro(case: OverlapCase, backend: str, world_size: int, *, impl: str, api: str,
-          ddp: bool) -> str:
+          ddp: bool, adapter: str | None = None) -> str:
     """The one command line that reruns just this overlap case at this world size."""
-    args = ["dino-harness", "bench", "overlap", "--impl", impl, "--api", api]
+    style = ["--adapter", adapter] if adapter else ["--api", api]
+    args = ["dino-harness", "bench", "overlap", "--impl", impl, *style]
     if case.file:
         args += ["--cases", case.file]
     args += ["--filter", case.test_id(backend, world_size), "--world-sizes", str(world_size),
@@ -65,7 +70,7 @@ def repro(case: OverlapCase, backend: str, world_size: int, *, impl: str, api: s
 
 def _run_case(executor: Executor, case: OverlapCase, backend: str, world_size: int, *,
               impl: str, api: str, ddp: bool, iterations: int | None,
-              warmup: int | None) -> CaseResult:
+              warmup: int | None, log_timed: bool, adapter: str | None) -> CaseResult:
     from ..runtime import PoolUnavailable, RankFailure
 
     if iterations is not None or warmup is not None:
@@ -82,7 +87,8 @@ def _run_case(executor: Executor, case: OverlapCase, backend: str, world_size: i
                           extra=base_extra)
     if backend == "nccl":
         enable_nccl_timing()
-    payload = {"case": case.to_payload(), "impl": impl, "api": api, "ddp": ddp}
+    payload = {"case": case.to_payload(), "impl": impl, "api": api, "ddp": ddp,
+               "log_timed": log_timed, "adapter": adapter}
     t0 = time.perf_counter()
     try:
         ranks = executor.run(backend, world_size, PROGRAM, payload, case.deadline_s)
@@ -123,6 +129,8 @@ def build_result(name: str, backend: str, world_size: int, case: OverlapCase,
         "exposed_basis": agg["exposed_basis"],
         "verdict": verdict_text(metrics, has_comm=agg["has_comm"]),
         "classification": classify(metrics),
+        "headline": headline(metrics),
+        "timed_collectives_logged": bool(ranks[0].get("log_timed", False)),
         "inconclusive": inconclusive,
         "inconclusive_reasons": reasons,
         "noisy": noisy,

@@ -25,6 +25,10 @@ For the timeline the all-reduce's own span is also kept, best effort:
 * NCCL: the work's own duration (``Work._get_duration``, needs TORCH_NCCL_ENABLE_TIMING)
   from the call's mark (the NCCL stream cannot start before it): an estimate, labelled.
 
+The tracer calls the real ``all_reduce`` past the harness's collective log
+(``collective_log.unlogged``) unless told to keep it (``logged=True``): the log's
+per-call messages would sit inside the timed call and in front of the done-callback.
+
 Targets that reach the collective another way (``from torch.distributed import
 all_reduce``, ``ProcessGroup.allreduce``, ``all_reduce_coalesced``) are not seen; the
 protocol then falls back to timing the whole ``update_center`` and
@@ -37,6 +41,8 @@ import time
 from typing import Any
 
 import torch.distributed as dist
+
+from ..runtime.collective_log import unlogged
 
 
 class TimedWork:
@@ -59,16 +65,18 @@ class TimedWork:
 
 
 class CollectiveTracer:
-    def __init__(self, clock: Any, backend: str) -> None:
+    def __init__(self, clock: Any, backend: str, *, logged: bool = False) -> None:
         self.clock = clock
         self.backend = backend
+        self.logged = logged
         self.calls: list[dict[str, Any]] = []
         self.waits: list[dict[str, Any]] = []
         self._original: Any = None
 
     def __enter__(self) -> CollectiveTracer:
         self.calls, self.waits = [], []
-        self._original = original = dist.all_reduce
+        self._original = dist.all_reduce
+        original = dist.all_reduce if self.logged else unlogged("all_reduce")
         calls, waits, clock = self.calls, self.waits, self.clock
         host = self.backend != "nccl"
 

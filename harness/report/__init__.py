@@ -14,6 +14,7 @@ One concern per module:
 ``markdown``       :func:`to_markdown`
 ``html``           :func:`to_html` (pictures from ``charts``)
 ``baseline``       :func:`compare_reports` → :class:`Comparison`
+``figures``        a benchmark's figures (runs, floor, ratio, target) as a gated result
 ``commands``       :func:`report_command`, :func:`compare_command` for the CLI
 ``fmt``            number/ratio/duration formatting shared by all of them
 =================  ==========================================================

@@ -21,6 +21,11 @@ Results are matched by ``(case, backend, world_size)``; an overlap result that c
   interval for the metric uses its median alone, and then the medians must also differ
   by more than :data:`NO_INTERVAL_REL_TOL` (relative) — a guard against flagging noise
   in reports that carry no spread. The mirror-image moves are reported as improvements.
+  ``hidden_fraction_paired`` (the paired headline) is gated like ``hidden_fraction``.
+* **gated figures** -- a result may name its own gated metrics and their direction,
+  ``"gated": {"first_verdict_ratio": "lower", ...}`` (the bench reports of
+  benchmarks/: a figure with its floor); those replace the overlap defaults for that
+  result and follow the same rule (beyond both intervals).
 
 ``Comparison.exit_code`` is 1 if there is any new failure or overlap regression, else 0.
 """
@@ -52,7 +57,8 @@ from .model import Report, as_report
 Key = tuple[str, str, int, str]  # case, backend, world size, variant ("" or "K=65536")
 
 # metric → True when higher is better.
-OVERLAP_DIRECTIONS: dict[str, bool] = {"hidden_fraction": True, "overlapped_ms": False}
+OVERLAP_DIRECTIONS: dict[str, bool] = {"hidden_fraction": True, "hidden_fraction_paired": True,
+                                       "overlapped_ms": False}
 NO_INTERVAL_REL_TOL = 0.10
 _FAILING = ("fail", "error")
 
@@ -60,6 +66,15 @@ _FAILING = ("fail", "error")
 def result_key(r: CaseResult) -> Key:
     k = r.extra.get("prototypes")
     return (r.case, r.backend, r.world_size, f"K={k}" if k is not None else "")
+
+
+def directions(r: CaseResult) -> dict[str, bool]:
+    """The metrics compared for ``r`` (True: higher is better): its own ``gated`` ones
+    when it names any, else the overlap defaults."""
+    gated = r.extra.get("gated")
+    if isinstance(gated, Mapping) and gated:
+        return {str(k): str(v).lower() == "higher" for k, v in gated.items()}
+    return OVERLAP_DIRECTIONS
 
 
 def key_text(key: Key) -> str:
@@ -103,10 +118,11 @@ class MetricChange:
     metric: str
     new: Interval
     baseline: Interval
+    higher: bool | None = None  # None: the overlap default for the metric
 
     @property
     def higher_is_better(self) -> bool:
-        return OVERLAP_DIRECTIONS[self.metric]
+        return self.higher if self.higher is not None else OVERLAP_DIRECTIONS[self.metric]
 
 
 @dataclass
@@ -195,15 +211,15 @@ def compare_reports(new: Report | Mapping[str, Any],
             cmp.newly_skipped.append(StatusChange(key, old, status))
         nm, bm = r.metrics, b.metrics
         if nm and bm:
-            for metric, higher in OVERLAP_DIRECTIONS.items():
+            for metric, higher in directions(r).items():
                 ni, bi = Interval.of(nm, metric), Interval.of(bm, metric)
                 if ni is None or bi is None:
                     continue
                 change = _metric_change(ni, bi, higher)
                 if change < 0:
-                    cmp.regressions.append(MetricChange(key, metric, ni, bi))
+                    cmp.regressions.append(MetricChange(key, metric, ni, bi, higher))
                 elif change > 0:
-                    cmp.improvements.append(MetricChange(key, metric, ni, bi))
+                    cmp.improvements.append(MetricChange(key, metric, ni, bi, higher))
     cmp.missing = [k for k in base_idx if k not in new_idx]
     return cmp
 
@@ -278,5 +294,5 @@ def render_comparison(cmp: Comparison, console: Console) -> None:
 
 __all__ = ["Comparison", "StatusChange", "MetricChange", "Interval",
            "compare_reports", "comparison_table", "comparison_renderable",
-           "render_comparison", "result_key", "OVERLAP_DIRECTIONS",
+           "render_comparison", "result_key", "directions", "OVERLAP_DIRECTIONS",
            "NO_INTERVAL_REL_TOL"]

@@ -71,6 +71,19 @@ def install(send: Send) -> None:
             setattr(module, name, wrapped)
 
 
+def unlogged(name: str) -> Callable[..., Any]:
+    """``torch.distributed``'s own ``name``, past the log's wrapper: for a program that
+    times its collectives (the overlap bench). The wrapper's work -- fingerprint, caller
+    frames and a message to the parent on issue, another from gloo's thread on
+    completion (taking a lock the main thread may hold) -- would otherwise sit inside the
+    timed call and delay the completion stamp; the parent, woken per message, would take
+    CPU from the ranks. What bypasses the log is not desync-checked."""
+    import torch.distributed as dist
+
+    fn = getattr(dist, name)
+    return fn.__wrapped__ if getattr(fn, "__dino_harness_logged__", False) else fn
+
+
 def begin_run(run: int) -> None:
     """A new program run: sequence numbers start again from 1."""
     _STATE.run = run

@@ -71,6 +71,18 @@ DESYNC_POLL_S = 0.25
 LOG_TAIL = 16  # the last collectives of each rank kept with a failure
 
 
+def boot_zygote(backend: str) -> None:
+    """Start booting the zygote without waiting for it, so that its `import torch`
+    overlaps what this process does meanwhile: a command calls it first thing, before
+    its own `import torch` (loading the target, the checks), and a pool's start calls it
+    again (a no-op then). gloo only: NCCL may turn out unavailable, so it waits for the
+    availability check rather than import torch for nothing. The exit handlers are
+    installed here, so a run that stops before any pool (bad input) stops the zygote."""
+    if backend == "gloo":
+        lifecycle.install_handlers()
+        get_zygote().launch()
+
+
 class PoolUnavailable(RuntimeError):
     """The spec cannot run here (see PoolSpec.unavailable_reason): skip, do not fail."""
 
@@ -175,10 +187,7 @@ class RankPool:
         (one `import torch`); later pools only fork."""
         if self._state != "new":
             raise RuntimeError(f"{self!r}: a RankPool starts once; make a new one")
-        if self.spec.backend == "gloo":
-            # Boot the zygote now: its `import torch` overlaps ours (unavailable_reason,
-            # the store). NCCL may turn out unavailable, so it waits for the check.
-            get_zygote().launch()
+        boot_zygote(self.spec.backend)  # a no-op when the command booted it already
         reason = self.spec.unavailable_reason()
         if reason is not None:
             raise PoolUnavailable(reason)

@@ -146,7 +146,7 @@ class Zygote:
             self._stop_locked(timeout_s)
 
     def _stop_locked(self, timeout_s: float) -> None:
-        sock, proc = self._sock, self._proc
+        sock, proc, ready = self._sock, self._proc, self._ready
         self._sock, self._proc, self._ready = None, None, False
         if sock is not None:
             try:
@@ -154,6 +154,10 @@ class Zygote:
             except OSError:
                 pass
         if proc is not None and self._owner_pid == os.getpid():
+            if not ready and proc.poll() is None:
+                # Still importing torch (booted early, never used): it has forked nothing,
+                # and would only notice the EOF once the import is done.
+                proc.kill()
             try:
                 proc.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
@@ -262,7 +266,10 @@ def zygote_main(sock_fd: int) -> None:
     signal.signal(signal.SIGCHLD, lambda signum, frame: None)  # the wakeup fd does the work
 
     children: dict[int, int] = {}  # pid -> write end of its status pipe
-    _send_message(sock, {"pid": os.getpid()}, [])
+    try:
+        _send_message(sock, {"pid": os.getpid()}, [])
+    except OSError:  # the parent left while we imported (booted early, never used)
+        os._exit(0)
     try:
         while True:
             readable, _, _ = select.select([sock, wake_r], [], [])
