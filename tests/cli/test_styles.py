@@ -97,3 +97,17 @@ def test_an_adapter_without_a_style_is_bad_input(tmp_path: Path) -> None:
     bad.write_text("X = 1\n")
     proc = harness("run", "--impl", "harness.losses", "--adapter", str(bad))
     assert proc.returncode == 2 and "defines no STYLE" in proc.stderr
+
+
+def test_lightly_masked_ibot(tmp_path: Path) -> None:
+    """lightly.loss's IBOTPatchLoss (per-image weights, centering inside forward) through
+    the ibot_masked kind: right on equal images per rank, distributed bug on uneven."""
+    code, results = run_style(tmp_path, str(STYLES / "lightly" / "loss" / "__init__.py"),
+                              "--world-sizes", "2", "--filter", "ibot_masked-")
+    assert code == 1
+    assert results[("ibot_masked-equal-images-softmax", 2)]["status"] == "pass"
+    uneven = results[("ibot_masked-uneven-images-softmax", 2)]
+    assert uneven["status"] == "fail"
+    assert {c["category"] for c in uneven["checks"] if not c["passed"]} == {"distributed"}
+    assert "needs iBOTMaskedPatchLoss.sinkhorn_knopp_teacher" in \
+        results[("ibot_masked-equal-images", 2)]["skip_reason"]
