@@ -55,8 +55,9 @@ class ForwardCentered(Lazy):
                      teacher_logits: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
-    def call_update(self, inner: Any, teacher: torch.Tensor) -> None:  # pragma: no cover
-        raise NotImplementedError
+    def call_update(self, inner: Any, teacher: torch.Tensor) -> None:
+        """Their ``update_center`` on the teacher rows (the original DINO's and solo's)."""
+        inner.update_center(teacher.reshape(-1, teacher.shape[-1]))
 
     # -- the seed API ---------------------------------------------------------------------
     def forward(self, student_logits: torch.Tensor, teacher_probs: torch.Tensor) -> torch.Tensor:

@@ -36,9 +36,6 @@ class CLS(ForwardCentered):
         k = student.shape[-1]
         return inner(student.reshape(-1, k), teacher_logits.reshape(-1, k), 0)
 
-    def call_update(self, inner: Any, teacher: torch.Tensor) -> None:
-        inner.update_center(teacher.reshape(-1, teacher.shape[-1]))
-
 
 STYLE = Style(
     name="dino",
