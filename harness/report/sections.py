@@ -189,8 +189,10 @@ def verdict(report: Report) -> Verdict:
     named = sum(bool(f.diagnosed) for f in numeric)
     text = (f"selfcheck: {n - len(sc.survived)}/{n} faults caught, {named}/{len(numeric)} "
             f"numeric faults diagnosed as their own mistake, {len(sc.false_alarms)} "
-            f"false alarm(s) on the reference, overlap metric "
-            + ("tells fake from real async" if sc.controls_ok else "CANNOT tell fake from real async"))
+            f"false alarm(s) on the reference, "
+            + ("overlap controls skipped" if sc.overlap_controls.get("skipped") else
+               "overlap metric tells fake from real async" if sc.controls_ok else
+               "overlap metric CANNOT tell fake from real async"))
     return Verdict(("PASSED — " if sc.ok else "FAILED — ") + text, "pass" if sc.ok else "fail")
 
 
