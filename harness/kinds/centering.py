@@ -7,6 +7,8 @@ Each step uses the center built from the steps before it (one-step lag): the pro
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import golden
@@ -26,6 +28,24 @@ if TYPE_CHECKING:
 BATCH_AXIS = -2  # [steps, micro, T, B, K] or, with teacher_2d, [steps, micro, N, K]
 
 
+@dataclass(frozen=True)
+class Head:
+    """Whose center a centering kind checks: the API object the program builds, and the
+    per-rank row counts of its teacher (the CLS head's batch, the patch head's tokens)."""
+
+    loss: str
+    sizes: Callable[[Any, int], list[int]]
+
+    def build(self, api: Any, case: Any) -> Any:
+        if self.loss == "DINOv1Loss":
+            return api.DINOv1Loss(temperature_student=case.student_temp,
+                                  center_momentum=case.momentum)
+        return getattr(api, self.loss)(center_momentum=case.momentum)
+
+
+CLS_HEAD = Head("DINOv1Loss", lambda case, world: case.batch_sizes(world))
+
+
 def _lead(case: Any) -> tuple[int, ...]:
     lead = (case.steps, case.updates_per_apply)
     return lead if case.teacher_2d else (*lead, case.views_teacher)
@@ -37,7 +57,7 @@ def _check(values: dict[str, Any], explicit: dict[str, Any]) -> None:
                   f"is [N, K] rows; batch_per_rank counts rows), got {got(explicit['views_teacher'])}")
 
 
-def rank_program(ctx: RankContext, job: Job) -> dict[str, Any]:
+def rank_program(ctx: RankContext, job: Job, head: Head = CLS_HEAD) -> dict[str, Any]:
     from ..checks.job import to_host, to_torch  # torch: on the ranks only
     from ..runtime import collective_log
 
@@ -45,8 +65,8 @@ def rank_program(ctx: RankContext, job: Job) -> dict[str, Any]:
         return None if loss.center is None else to_host(loss.center).reshape(-1)
 
     case, api = job.case, job.target_api().api
-    local = job.local(job.data()["teacher"], case.batch_sizes(job.world_size), ctx.rank, BATCH_AXIS)
-    loss = api.DINOv1Loss(temperature_student=case.student_temp, center_momentum=case.momentum)
+    local = job.local(job.data()["teacher"], head.sizes(case, job.world_size), ctx.rank, BATCH_AXIS)
+    loss = head.build(api, case)
     probs, centers = [], []
     for step in range(case.steps):
         micro = [to_torch(local[step, u], case.teacher_dtype, ctx.device)
@@ -64,12 +84,13 @@ def rank_program(ctx: RankContext, job: Job) -> dict[str, Any]:
     return {"probs": probs, "centers": centers}
 
 
-def verify(job: Job, target: Target, ranks: list[dict], single: dict) -> list[Any]:
+def verify(job: Job, target: Target, ranks: list[dict], single: dict,
+           head: Head = CLS_HEAD) -> list[Any]:
     from ..checks.job import quantised  # torch
 
     case = job.case
     checks = Checks()
-    sizes = case.batch_sizes(job.world_size)
+    sizes = head.sizes(case, job.world_size)
     teacher = quantised(job.data()["teacher"], case.teacher_dtype)
     k = teacher.shape[-1]
     step_batches = [teacher[step].reshape(-1, k) for step in range(case.steps)]
@@ -95,12 +116,13 @@ def verify(job: Job, target: Target, ranks: list[dict], single: dict) -> list[An
         checks.add("probs", "single_vs_oracle", single["probs"][step], want, tol_p,
                    detail=f"step {step}")
     if checks.failed_any():
-        checks.diagnose(_diagnosis(job, target, teacher, ranks, single) if checks.failed("center")
-                        else Diagnosis())
+        checks.diagnose(_diagnosis(job, target, teacher, ranks, single, head)
+                        if checks.failed("center") else Diagnosis())
     return checks.result()
 
 
-def _diagnosis(job: Job, target: Target, teacher: Any, ranks: list[dict], single: dict) -> Diagnosis:
+def _diagnosis(job: Job, target: Target, teacher: Any, ranks: list[dict], single: dict,
+               head: Head) -> Diagnosis:
     """Which known centering mistake gives every rank's centers (and the one process's)."""
     case, tol = job.case, job.case.tolerance("center")
     k = teacher.shape[-1]
@@ -110,7 +132,7 @@ def _diagnosis(job: Job, target: Target, teacher: Any, ranks: list[dict], single
                   for u in range(case.updates_per_apply)] for step in range(case.steps)]
                 for rank in range(len(sizes))]
 
-    dist, whole = batches(case.batch_sizes(job.world_size)), batches([teacher.shape[BATCH_AXIS]])
+    dist, whole = batches(head.sizes(case, job.world_size)), batches([teacher.shape[BATCH_AXIS]])
     init = target.semantics.center_init
     observed = [(c, tol) for out in [*ranks, single] for c in out["centers"]]
 

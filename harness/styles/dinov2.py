@@ -7,7 +7,8 @@ center is a zero buffer with an async all-reduce in ``update_center`` applied by
 ``softmax_center_teacher``; ``sinkhorn_knopp_teacher(t, temp, n_iterations)`` on ``[N, K]``.
 iBOT: the masked form ``forward_masked`` (per-image weights) and a Sinkhorn that
 all-reduces the caller's count tensor -- the ``ibot_masked`` kind drives them as
-``iBOTMaskedPatchLoss``.
+``iBOTMaskedPatchLoss`` -- and the patch head's centering on ``[1, M, K]`` tokens, driven
+by the ``patch_centering`` kind as ``iBOTPatchCenter``.
 """
 
 from __future__ import annotations
@@ -96,7 +97,35 @@ class MaskedPatch(Lazy):
                                             n_masked_patches_tensor, n_iterations=n_iterations)
 
 
-def adapt_with(module: ModuleType, cls_base: type[CLS], patch_base: type[MaskedPatch]) -> Any:
+class PatchCenter(Lazy):
+    """The patch head's centering of a DINOv2/DINOv3 ``iBOTPatchLoss`` on ``[M, K]`` masked
+    tokens, handed over as the ``[1, M, K]`` its training code passes."""
+
+    loss_cls: Any = None
+
+    def __init__(self, center_momentum: float = 0.9) -> None:
+        super().__init__()
+        self.center_momentum = center_momentum
+
+    def build(self, k: int) -> Any:
+        return self.loss_cls(k, center_momentum=self.center_momentum)
+
+    def softmax_center_teacher(self, teacher_tokens: torch.Tensor, teacher_temp: float,
+                               update_centers: bool = True) -> torch.Tensor:
+        inner = self.module(teacher_tokens.shape[-1])
+        return inner.softmax_center_teacher(teacher_tokens.unsqueeze(0),
+                                            teacher_temp=teacher_temp).squeeze(0)
+
+    def update_center(self, teacher_tokens: torch.Tensor) -> None:
+        self.module(teacher_tokens.shape[-1]).update_center(teacher_tokens.unsqueeze(0))
+
+    def apply_center_update(self) -> None:
+        if self.inner is not None:
+            self.inner.apply_center_update()
+
+
+def adapt_with(module: ModuleType, cls_base: type[CLS], patch_base: type[MaskedPatch],
+               center_base: type[PatchCenter] = PatchCenter) -> Any:
     """The namespace of a DINOv2-family module: its CLS loss, Sinkhorn, masked iBOT."""
     cls = type("DINOv1Loss", (cls_base,), {"loss_cls": module.DINOLoss})
 
@@ -108,7 +137,10 @@ def adapt_with(module: ModuleType, cls_base: type[CLS], patch_base: type[MaskedP
     patch_cls = getattr(module, "iBOTPatchLoss", None)
     masked = (type("iBOTMaskedPatchLoss", (patch_base,), {"loss_cls": patch_cls})
               if patch_cls is not None and hasattr(patch_cls, "forward_masked") else None)
-    return namespace(DINOv1Loss=cls, sinkhorn_knopp=sinkhorn_knopp, iBOTMaskedPatchLoss=masked)
+    center = (type("iBOTPatchCenter", (center_base,), {"loss_cls": patch_cls})
+              if patch_cls is not None and hasattr(patch_cls, "update_center") else None)
+    return namespace(DINOv1Loss=cls, sinkhorn_knopp=sinkhorn_knopp, iBOTMaskedPatchLoss=masked,
+                     iBOTPatchCenter=center)
 
 
 STYLE = Style(

@@ -49,12 +49,28 @@ class MaskedPatch(dinov2.MaskedPatch):
         return inner
 
 
+class PatchCenter(dinov2.PatchCenter):
+    def build(self, k: int) -> Any:
+        import torch._dynamo
+
+        torch._dynamo.config.disable = True  # DINOv3 compiles its Sinkhorn module
+        inner = super().build(k)
+        inner.init_weights()
+        return inner
+
+    def softmax_center_teacher(self, teacher_tokens: torch.Tensor, teacher_temp: float,
+                               update_centers: bool = True) -> torch.Tensor:
+        inner = self.module(teacher_tokens.shape[-1])
+        return inner.softmax_center_teacher(teacher_tokens.unsqueeze(0), teacher_temp=teacher_temp,
+                                            update_centers=update_centers).squeeze(0)
+
+
 STYLE = Style(
     name="dinov3",
     summary="facebookresearch/dinov3: DINOLoss with init_weights() and forward(student_logits, "
             "teacher_probs, ignore_diagonal); iBOTPatchLoss",
     marks=(CLS_MARK,),
-    adapt=lambda module: dinov2.adapt_with(module, CLS, MaskedPatch),
+    adapt=lambda module: dinov2.adapt_with(module, CLS, MaskedPatch, PatchCenter),
     semantics=Semantics(center_init="zero", cls_reduction="mean_off_diagonal"),
     specificity=30,
 )

@@ -14,8 +14,10 @@ pytest.importorskip("dinov2.loss")
 
 #: At 2 ranks, DINOv2's real distributed bugs, all on uneven shards or an empty rank: the
 #: center divided by local rows x world size, Sinkhorn's B = local rows x world size, the
-#: CLS loss and the masked iBOT loss normalised by the local batch / local images.
+#: CLS loss and the masked iBOT loss normalised by the local batch / local images, and the
+#: iBOT patch center a mean of per-rank means.
 DISTRIBUTED_AT_2 = {
+    "patch_centering-uneven-masked", "patch_centering-rank-without-masked",
     "centering-uneven-shards", "centering-zero-sample-rank", "centering-large-logits-small-k",
     "cls-ten-local-views-uneven", "cls-softmax-teacher-uneven", "cls-zero-sample-rank",
     "cls-num-samples-local-tensor", "ibot_masked-uneven-images",
@@ -62,6 +64,8 @@ def test_the_real_distributed_bugs_are_found_and_labelled(results) -> None:
         assert results[(case, 2)]["repro"].startswith("dino-harness run --impl dinov2.loss")
     center = results[("centering-uneven-shards", 2)]["diagnosis"]
     assert "divided by local rows x world size" in center
+    patch = results[("patch_centering-uneven-masked", 2)]["diagnosis"]
+    assert "mean of per-rank means" in patch
     sinkhorn = results[("sinkhorn-uneven-shards", 2)]["diagnosis"]
     assert "rank-local sample count" in sinkhorn
 
