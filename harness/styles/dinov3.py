@@ -8,6 +8,7 @@ compiles (run eagerly here: torch.compile is switched off on the ranks that buil
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -39,24 +40,26 @@ class CLS(dinov2.CLS):
             teacher_logits, teacher_temp, update_centers=update_centers)
 
 
+def ready_patch_loss(build: Callable[[], Any]) -> Any:
+    """A DINOv3 ``iBOTPatchLoss`` as its training uses it: built with torch.compile off (its
+    constructor compiles its Sinkhorn module; here it runs eagerly), then ``init_weights()``
+    (its centers are NaN before)."""
+    import torch._dynamo
+
+    torch._dynamo.config.disable = True
+    inner = build()
+    inner.init_weights()
+    return inner
+
+
 class MaskedPatch(dinov2.MaskedPatch):
     def build(self, k: int) -> Any:
-        import torch._dynamo
-
-        torch._dynamo.config.disable = True  # DINOv3 compiles its Sinkhorn module
-        inner = super().build(k)
-        inner.init_weights()
-        return inner
+        return ready_patch_loss(lambda: dinov2.MaskedPatch.build(self, k))
 
 
 class PatchCenter(dinov2.PatchCenter):
     def build(self, k: int) -> Any:
-        import torch._dynamo
-
-        torch._dynamo.config.disable = True  # DINOv3 compiles its Sinkhorn module
-        inner = super().build(k)
-        inner.init_weights()
-        return inner
+        return ready_patch_loss(lambda: dinov2.PatchCenter.build(self, k))
 
     def softmax_center_teacher(self, teacher_tokens: torch.Tensor, teacher_temp: float,
                                update_centers: bool = True) -> torch.Tensor:
