@@ -243,7 +243,7 @@ class Desync:
 
 
 def find_desync(logs: dict[int, RankLog], now: float | None = None,
-                settle_s: float = 1.0) -> Desync | None:
+                settle_s: float = 1.0, start: int = 1) -> Desync | None:
     """The first divergence between the ranks' logs, or None while they agree.
 
     * mismatch: collective n has another op, reduce op, dtype, shape, group size or step
@@ -252,11 +252,14 @@ def find_desync(logs: dict[int, RankLog], now: float | None = None,
       skipped one). Without that evidence the verdict waits ``settle_s`` for it, then names
       both sides.
     * missing: a rank finished after n - 1 collectives while another waits in its n-th.
+
+    ``start``: the first collective number still to compare (the ones before it are known
+    to agree on every rank, see :class:`DesyncWatch`).
     """
     now = time.monotonic() if now is None else now
     ranks = sorted(logs)
     depth = max((len(logs[r].entries) for r in ranks), default=0)
-    for n in range(1, depth + 1):
+    for n in range(start, depth + 1):
         present = {r: logs[r].entries[n - 1] for r in ranks if len(logs[r].entries) >= n}
         keys = {r: e.key for r, e in present.items()}
         if len(set(keys.values())) > 1:
@@ -284,6 +287,23 @@ def find_desync(logs: dict[int, RankLog], now: float | None = None,
                 f"never issued collective #{n}, which rank {waiter} waits in: "
                 f"{present[waiter].describe()}"))
     return None
+
+
+class DesyncWatch:
+    """:func:`find_desync` over logs that only grow, as the parent checks them after every
+    event: the collectives every rank has issued with the same key are not compared again,
+    so a long run costs one comparison per collective, not one per event and collective."""
+
+    def __init__(self, logs: dict[int, RankLog]) -> None:
+        self.logs = logs
+        self.agreed = 0  # collectives 1..agreed are issued alike on every rank
+
+    def check(self, now: float | None = None) -> Desync | None:
+        entries = [log.entries for log in self.logs.values()]
+        common = min((len(e) for e in entries), default=0)
+        while self.agreed < common and len({e[self.agreed].key for e in entries}) == 1:
+            self.agreed += 1
+        return find_desync(self.logs, now, start=self.agreed + 1)
 
 
 def _odd_one_out(keys: dict[int, Any], logs: dict[int, RankLog], n: int) -> int | None:

@@ -41,7 +41,7 @@ from typing import Any
 
 from harness.results import RankError
 from harness.runtime import lifecycle
-from harness.runtime.collective_log import Desync, RankLog, find_desync
+from harness.runtime.collective_log import Desync, DesyncWatch, RankLog
 from harness.runtime.failure import (
     CRASHED,
     HUNG,
@@ -341,6 +341,7 @@ class RankPool:
         errors: dict[int, RankError] = {}
         first_failure: float | None = None
         logs = {w.rank: RankLog() for w in workers}
+        watch = DesyncWatch(logs)
         desync: Desync | None = None
 
         def receive(w: _Worker) -> None:
@@ -384,7 +385,7 @@ class RankPool:
             if now >= limit:
                 break
             if len(workers) > 1 and first_failure is None:
-                desync = find_desync(logs, now)
+                desync = watch.check(now)
                 if desync is not None:
                     break
             by_conn = {w.conn: w for w in workers if w.rank in pending}
@@ -408,7 +409,7 @@ class RankPool:
                     record_exit(w)
 
         if not pending and not errors:
-            if len(workers) > 1 and (desync := find_desync(logs, float("inf"))) is None:
+            if len(workers) > 1 and (desync := watch.check(float("inf"))) is None:
                 return [results[r] for r in range(len(workers))]
             if len(workers) == 1:
                 return [results[0]]

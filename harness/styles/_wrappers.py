@@ -18,6 +18,8 @@ import torch.nn.functional as F
 class Lazy(nn.Module):
     """Builds ``self.inner`` from K on first use (``build`` is the style's constructor call)."""
 
+    loss_cls: Any = None  # the style's real class, set per target by its adapt()
+
     def __init__(self) -> None:
         super().__init__()
         self.inner: Any = None

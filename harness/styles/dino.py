@@ -23,8 +23,6 @@ MARK = Mark("DINOLoss", init=("out_dim", "ncrops", "warmup_teacher_temp", "teach
 
 
 class CLS(ForwardCentered):
-    loss_cls: Any = None
-
     def build(self, k: int) -> Any:
         # Temperature 1 at every epoch: see ForwardCentered (the probs come in as logits).
         return self.loss_cls(k, 2, 1.0, 1.0, 0, 1, student_temp=self.student_temp,

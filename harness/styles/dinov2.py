@@ -31,8 +31,6 @@ CLS_MARK = Mark("DINOLoss", init=("out_dim", "student_temp", "center_momentum"),
 class CLS(Lazy):
     """The seed ``DINOv1Loss`` over a DINOv2/DINOv3 ``DINOLoss``."""
 
-    loss_cls: Any = None
-
     def __init__(self, temperature_student: float = 0.1, center_momentum: float = 0.9) -> None:
         super().__init__()
         self.student_temp = temperature_student
@@ -70,8 +68,6 @@ class CLS(Lazy):
 class MaskedPatch(Lazy):
     """DINOv2/DINOv3 ``iBOTPatchLoss``, built with K on first use; its own methods."""
 
-    loss_cls: Any = None
-
     def __init__(self, student_temp: float = 0.1, center_momentum: float = 0.9) -> None:
         super().__init__()
         self.student_temp = student_temp
@@ -100,8 +96,6 @@ class MaskedPatch(Lazy):
 class PatchCenter(Lazy):
     """The patch head's centering of a DINOv2/DINOv3 ``iBOTPatchLoss`` on ``[M, K]`` masked
     tokens, handed over as the ``[1, M, K]`` its training code passes."""
-
-    loss_cls: Any = None
 
     def __init__(self, center_momentum: float = 0.9) -> None:
         super().__init__()

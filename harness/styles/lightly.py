@@ -26,8 +26,6 @@ MARK = Mark("DINOLoss", init=("output_dim", "warmup_teacher_temp", "teacher_temp
 
 
 class CLS(ForwardCentered):
-    loss_cls: Any = None
-
     def build(self, k: int) -> Any:
         return self.loss_cls(output_dim=k, warmup_teacher_temp=1.0, teacher_temp=1.0,
                              warmup_teacher_temp_epochs=1, student_temp=self.student_temp,
@@ -46,8 +44,6 @@ class MaskedPatch(Lazy):
     """lightly's ``IBOTPatchLoss`` as the masked iBOT API: its teacher is centered and
     softmaxed inside ``forward``, so it gets the logits ``log(p) + center`` at temperature 1
     (see ForwardCentered), and the ``[B, N]`` image mask as the ``[B, 1, N]`` it reads."""
-
-    loss_cls: Any = None
 
     def __init__(self, student_temp: float = 0.1, center_momentum: float = 0.9) -> None:
         super().__init__()

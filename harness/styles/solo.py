@@ -24,8 +24,6 @@ MARK = Mark("DINOLoss", init=("num_prototypes", "warmup_teacher_temp", "teacher_
 
 
 class CLS(ForwardCentered):
-    loss_cls: Any = None
-
     def build(self, k: int) -> Any:
         return self.loss_cls(k, 1.0, 1.0, 0, 1, student_temp=self.student_temp,
                              num_large_crops=2, center_momentum=self.center_momentum)

@@ -61,3 +61,16 @@ def test_ranks_that_are_only_slow_are_no_desync():
     ahead = log((CENTER, "", True), (CENTER, "", False))
     behind = log((CENTER, "", True))  # not finished: it may still issue #2
     assert find_desync({0: ahead, 1: behind}, now=1e12) is None
+
+
+def test_the_watch_finds_what_find_desync_finds_and_skips_the_agreed_prefix():
+    from harness.runtime.collective_log import DesyncWatch
+
+    r0 = log((CENTER, "step 1", True), (CENTER, "step 2", True), (CENTER, "step 3", False))
+    r1 = log((CENTER, "step 1", True))
+    watch = DesyncWatch({0: r0, 1: r1})
+    assert watch.check(now=1e12) is None and watch.agreed == 1  # rank 1 may still issue #2
+    r1.record(("issued", 2, CENTER, "step 3", "update_center (losses/dino.py:1)"))
+    found = watch.check(now=1e12)
+    assert found == find_desync({0: r0, 1: r1}, now=1e12)
+    assert found is not None and found.culprit == 1 and found.seq == 2
