@@ -5,10 +5,10 @@ Every key, default and rule is in ``cases/README.md`` (its key table is rendered
 """
 
 from ..errors import CaseError
+from .choices import BACKENDS, COMMS_CALLS, DTYPES, QUANTITIES
 from .data import LogitsSpec, default_seed, round_to_dtype
 from .load import case_from_table, default_catalogue_dir, load_cases, load_unique, read_toml
 from .model import Case, expand
-from .schema import BACKENDS, COMMS_CALLS, DTYPES, QUANTITIES
 from .sharding import shard
 from .tolerances import FLOAT32_TOLERANCES, OUTPUT_ROUNDING
 

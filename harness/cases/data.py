@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .schema import DTYPES
+from .choices import DTYPES, Distribution, Dtype
 
 _PROTOTYPE_STREAM = 1 << 40  # stream id of a tensor's prototype offsets (> any sample index)
 
@@ -25,7 +25,7 @@ class LogitsSpec:
     """How logits are drawn (the ``logits`` sub-table of ``cases/README.md``)."""
 
     scale: float = 1.0
-    distribution: str = "normal"
+    distribution: Distribution = "normal"
     sample_offset: float = 0.0
     prototype_offset: float = 0.0
     outlier_offset: float | None = None
@@ -65,7 +65,7 @@ def default_seed(name: str) -> int:
 
 
 def generate(spec: LogitsSpec, seed: int, tensor_id: int, lead: tuple[int, ...], n: int,
-             k: int, dtype: str) -> np.ndarray:
+             k: int, dtype: Dtype) -> np.ndarray:
     """``[*lead, n, k]`` logits, exact in ``dtype``."""
     out = np.empty((*lead, n, k), dtype=np.float64)
     row_shape = (*lead, k)
@@ -86,7 +86,7 @@ def generate(spec: LogitsSpec, seed: int, tensor_id: int, lead: tuple[int, ...],
     return round_to_dtype(out, dtype)
 
 
-def round_to_dtype(array: np.ndarray, dtype: str) -> np.ndarray:
+def round_to_dtype(array: np.ndarray, dtype: Dtype) -> np.ndarray:
     """float64 copy of ``array`` rounded (to nearest even) to the values of ``dtype``.
 
     bfloat16 is rounded from float32 exactly as torch's ``.to(torch.bfloat16)`` does.

@@ -11,31 +11,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import validate as v
+from .choices import (
+    BACKENDS,
+    COMMS_CALLS,
+    DISTRIBUTIONS,
+    DTYPES,
+    NUM_SAMPLES,
+    QUANTITIES,
+    TEACHER_NORMS,
+)
 from .kind import kind_names, registry
 from .validate import MISSING, Validator
 
-DTYPES = ("float32", "bfloat16", "float16")
-BACKENDS = ("gloo", "nccl")
-NUM_SAMPLES = ("global_int", "local_tensor", "local_int", "none")
-TEACHER_NORMS = ("sinkhorn", "softmax")
-DISTRIBUTIONS = ("normal", "uniform")
-QUANTITIES = ("center", "probs", "sinkhorn", "loss", "grad")
 DEFAULT_WORLD_SIZES = (1, 2, 3, 4)
-
-#: API calls a comms case may bound. ``sinkhorn_knopp``, ``sinkhorn_knopp_teacher`` and
-#: ``dino_forward`` get the CLS data (``teacher_logits``, ``student``); the ``ibot_*``
-#: calls the patch data; ``dinov2_forward`` both.
-COMMS_CALLS = (
-    "update_center",
-    "apply_center_update",
-    "softmax_center_teacher",
-    "sinkhorn_knopp",
-    "sinkhorn_knopp_teacher",
-    "ibot_sinkhorn_knopp_teacher",
-    "dino_forward",
-    "ibot_forward",
-    "dinov2_forward",
-)
 
 
 @dataclass(frozen=True)

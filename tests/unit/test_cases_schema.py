@@ -13,7 +13,7 @@ import pytest
 
 import harness.kinds
 from harness.cases import Case, CaseError, case_from_table
-from harness.cases.kind import registry
+from harness.cases.kind import Tensor, registry
 from harness.cases.schema import KEYS, kinds_of, markdown_table
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,6 +32,14 @@ def test_readme_key_table_is_the_schema() -> None:
 
 def test_case_fields_are_the_schema_keys() -> None:
     assert [f.name for f in fields(Case) if f.name != "source"] == list(KEYS)
+
+
+def test_tensor_counts_and_role_are_their_literals() -> None:
+    Tensor(1, "masked", "student")
+    with pytest.raises(ValueError, match=r"counts must be one of \('batch', 'masked', 'layout'\)"):
+        Tensor(1, "rows", "teacher")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"role must be one of \('teacher', 'student'\)"):
+        Tensor(1, "batch", "both")  # type: ignore[arg-type]
 
 
 def test_every_kind_key_is_in_the_schema_and_every_key_has_a_kind() -> None:
