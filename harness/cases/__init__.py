@@ -1,7 +1,8 @@
 """Correctness cases: the key schema, loading and validation, data, sharding, tolerances.
 
 Every key, default and rule is in ``cases/README.md`` (its key table is rendered from
-``schema.KEYS``). Kinds are plug-ins in ``harness.kinds``; this package imports no torch.
+the fields of ``Case``, ``model.py``). Kinds are plug-ins in ``harness.kinds``; this
+package imports no torch.
 """
 
 from ..errors import CaseError
