@@ -15,21 +15,28 @@ from typing import Any
 
 import numpy as np
 
-from .schema import DTYPES
+from . import keys
+from . import validate as v
+from .choices import DISTRIBUTIONS, DTYPES, Distribution, Dtype
+from .keys import key
 
 _PROTOTYPE_STREAM = 1 << 40  # stream id of a tensor's prototype offsets (> any sample index)
 
 
 @dataclass(frozen=True)
 class LogitsSpec:
-    """How logits are drawn (the ``logits`` sub-table of ``cases/README.md``)."""
+    """How logits are drawn: the ``logits`` sub-table of ``cases/README.md``, one key per field."""
 
-    scale: float = 1.0
-    distribution: str = "normal"
-    sample_offset: float = 0.0
-    prototype_offset: float = 0.0
-    outlier_offset: float | None = None
-    outlier_index: int = -1
+    scale: float = key(1.0, keys.POSITIVE, "std of `normal`, half-width of `uniform`")
+    distribution: Distribution = key("normal", v.v_enum(DISTRIBUTIONS), "the base draw")
+    sample_offset: float = key(0.0, v.v_num(0.0), "std of an additive offset per row: per "
+                               "sample and view")
+    prototype_offset: float = key(0.0, v.v_num(0.0), "std of an additive offset per prototype, "
+                                  "shared by every row: it makes centers O(1)")
+    outlier_offset: float | None = key(None, v.v_num(), "every logit of one sample shifted by "
+                                       "this (none: no outlier)")
+    outlier_index: int = key(-1, keys.index, "which sample of the *global* batch gets "
+                             "`outlier_offset` (valid at every world size)")
 
     @property
     def rms(self) -> float:
@@ -65,7 +72,7 @@ def default_seed(name: str) -> int:
 
 
 def generate(spec: LogitsSpec, seed: int, tensor_id: int, lead: tuple[int, ...], n: int,
-             k: int, dtype: str) -> np.ndarray:
+             k: int, dtype: Dtype) -> np.ndarray:
     """``[*lead, n, k]`` logits, exact in ``dtype``."""
     out = np.empty((*lead, n, k), dtype=np.float64)
     row_shape = (*lead, k)
@@ -86,7 +93,7 @@ def generate(spec: LogitsSpec, seed: int, tensor_id: int, lead: tuple[int, ...],
     return round_to_dtype(out, dtype)
 
 
-def round_to_dtype(array: np.ndarray, dtype: str) -> np.ndarray:
+def round_to_dtype(array: np.ndarray, dtype: Dtype) -> np.ndarray:
     """float64 copy of ``array`` rounded (to nearest even) to the values of ``dtype``.
 
     bfloat16 is rounded from float32 exactly as torch's ``.to(torch.bfloat16)`` does.

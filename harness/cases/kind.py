@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
+
+#: Which per-rank counts shard a tensor (see ``Tensor``).
+Counts = Literal["batch", "masked", "layout"]
+#: Whose dtype a tensor is given in.
+Role = Literal["teacher", "student"]
 
 
 def _no_lead(case: Any) -> tuple[int, ...]:
@@ -17,7 +22,7 @@ def _no_lead(case: Any) -> tuple[int, ...]:
 
 
 #: The key that holds each plain ``Tensor.counts``: rank r gets ``key[r % len]`` rows.
-COUNT_KEYS = {"batch": "batch_per_rank", "masked": "masked_per_rank"}
+COUNT_KEYS: dict[Counts, str] = {"batch": "batch_per_rank", "masked": "masked_per_rank"}
 
 
 @dataclass(frozen=True)
@@ -33,16 +38,19 @@ class Tensor:
     """
 
     id: int
-    counts: str  # "batch" | "masked" | "layout"
-    role: str  # "teacher" | "student"
+    counts: Counts
+    role: Role
     lead: Callable[[Any], tuple[int, ...]] = _no_lead
     sizes: Callable[[Any, int], list[int]] | None = None
     key: str = ""
 
     def __post_init__(self) -> None:
-        if self.counts not in (*COUNT_KEYS, "layout"):
-            raise ValueError(f"tensor {self.id}: counts must be one of {(*COUNT_KEYS, 'layout')}, "
+        if self.counts not in get_args(Counts):
+            raise ValueError(f"tensor {self.id}: counts must be one of {get_args(Counts)}, "
                              f"got {self.counts!r}")
+        if self.role not in get_args(Role):
+            raise ValueError(f"tensor {self.id}: role must be one of {get_args(Role)}, "
+                             f"got {self.role!r}")
         if (self.counts == "layout") != (self.sizes is not None and bool(self.key)):
             raise ValueError(f"tensor {self.id}: counts = 'layout' goes with sizes and key, and "
                              f"only it does (got counts = {self.counts!r})")

@@ -15,9 +15,10 @@ from typing import Any
 from ..errors import CaseError
 from ..paths import catalogue_dir
 from . import kind as kinds
-from .data import LogitsSpec, default_seed
+from .choices import COMMS_CALLS
+from .data import LogitsSpec
 from .model import Case
-from .schema import COMMS_CALLS, KEYS, applies, kinds_of
+from .schema import KEYS, applies, kinds_of
 from .validate import MISSING, NAME_RE, Bad, did_you_mean, got, unknown, v_name
 
 try:
@@ -236,7 +237,6 @@ def _build(raw: dict[str, Any], defaults: dict[str, Any], source: str) -> Case:
         views_teacher=1 if values["teacher_2d"] else values["views_teacher"],
         tolerances=dict(values["tolerances"]),
         comms=dict(values["comms"]),
-        seed=values["seed"] if values["seed"] is not None else default_seed(name),
     )
     case = Case(name=name, source=source, **fields)
     _check_counts(case)

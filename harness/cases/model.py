@@ -1,68 +1,130 @@
-"""The validated case: one frozen dataclass whose fields are the schema's keys.
+"""The validated case: one frozen dataclass, each case-file key one field of it.
 
-Field defaults come from the schema, and an import-time check keeps the field names equal
-to the schema's keys, so a key is declared in one place only. Kind-specific facts (the
-tensors, the gradient bound) come from the case's kind (``harness.kinds``).
+A key is declared once, here: its name, type, default, validator, doc, and whether every
+kind has it (``common``). ``schema.KEYS``, the loader and the key table of
+``cases/README.md`` are read from these fields. Adding a key is one field::
+
+    micro_batches: int = key(1, v.v_int(1), "micro-batches per optimizer step")
+    layout: Layout = key("flat", v.v_enum(LAYOUTS), "process groups", common=True)
+
+(``key(default, validator, doc, common=..., default_doc=...)``; a closed set of values
+is a ``Literal`` in ``choices.py`` plus its ``get_args`` tuple; a sub-table is
+:func:`~.keys.table`; a validator of its own goes in ``keys.py``). The kinds it applies
+to list it in their ``keys`` (a ``common`` key applies to every kind); paste
+``schema.markdown_table()`` into ``cases/README.md`` (a unit test compares them). The
+field order is the table's order. Kind-specific facts (the tensors, the gradient
+bound) come from the case's kind (``harness.kinds``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from . import keys
 from . import kind as kinds
-from .data import LogitsSpec, generate
-from .schema import KEYS, default
+from . import validate as v
+from .choices import (
+    BACKENDS,
+    DTYPES,
+    NUM_SAMPLES,
+    QUANTITIES,
+    TEACHER_NORMS,
+    Backend,
+    CommsCall,
+    Dtype,
+    NumSamples,
+    Quantity,
+    TeacherNorm,
+)
+from .data import LogitsSpec, default_seed, generate
+from .keys import key, keys_of, table
 from .sharding import check_world_size, per_rank, shard
 from .tolerances import tolerance
+from .validate import MISSING
 
 
 @dataclass(frozen=True)
 class Case:
-    """One validated correctness case. Build it with ``load_cases`` or :meth:`from_dict`.
+    """One validated correctness case. Build it with ``load_cases`` or ``case_from_table``.
 
     ``batch_per_rank`` / ``masked_per_rank`` / ``images_per_rank`` are tuples (an int
     ``n`` in the file is ``(n,)``), ``mask_ratio`` a tuple of ``(lo, hi)``; rank ``r``
     gets ``sizes[r % len(sizes)]``. ``comms`` maps an API call to
-    ``(base, per_iteration)``; use :meth:`max_collectives`.
+    ``(base, per_iteration)``; use :meth:`max_collectives`. Every field but ``source``
+    is a case-file key.
     """
 
-    name: str
-    kind: str
-    source: str = "<dict>"
-    description: str = default("description")
-    K: int = default("K")  # noqa: N815 - the paper's name
-    views_student: int = default("views_student")
-    views_teacher: int = default("views_teacher")
-    batch_per_rank: tuple[int, ...] = default("batch_per_rank")
-    masked_per_rank: tuple[int, ...] = default("masked_per_rank")
-    images_per_rank: tuple[int, ...] = default("images_per_rank")
-    patches_per_image: int = default("patches_per_image")
-    mask_ratio: tuple[tuple[float, float], ...] = default("mask_ratio")
-    teacher_dtype: str = default("teacher_dtype")
-    student_dtype: str = default("student_dtype")
-    student_temp: float = default("student_temp")
-    teacher_temp: float = default("teacher_temp")
-    momentum: float = default("momentum")
-    steps: int = default("steps")
-    updates_per_apply: int = default("updates_per_apply")
-    teacher_2d: bool = default("teacher_2d")
-    n_iterations: int = default("n_iterations")
-    num_samples: str = default("num_samples")
-    teacher_norm: str = default("teacher_norm")
-    logits: LogitsSpec = field(default_factory=LogitsSpec)
-    dino_weight: float = default("dino_weight")
-    ibot_weight: float = default("ibot_weight")
-    world_sizes: tuple[int, ...] = default("world_sizes")
-    backends: tuple[str, ...] = default("backends")
-    tolerances: dict[str, float] = field(default_factory=dict, hash=False, compare=True)
-    comms: dict[str, tuple[int, int]] = field(default_factory=dict, hash=False, compare=True)
-    expect_error: str | None = default("expect_error")
-    seed: int = 0
-    deadline_s: float = default("deadline_s")
+    name: str = key(MISSING, v.v_name, "unique across all loaded files; start it with the kind "
+                    "so `-k sinkhorn` selects it; not allowed in `[defaults]`", common=True)
+    kind: str = key(MISSING, v.v_enum(kinds.kind_names), "what the case checks: a module of "
+                    "`harness/kinds/`", common=True)
+    source: str = "<dict>"  # the file it came from: not a key
+    description: str = key("", v.v_str, "one line", common=True)
+    K: int = key(128, v.v_int(1), "prototypes", common=True)  # noqa: N815 - the paper's name
+    views_student: int = key(4, v.v_int(1), "S, student views")
+    views_teacher: int = key(2, v.v_int(1), "T, teacher views")
+    batch_per_rank: tuple[int, ...] = key(
+        (8,), keys.sizes, "samples per rank: one int for every rank, or a list, rank r gets "
+        "`list[r % len]`", default_doc="`8`")
+    masked_per_rank: tuple[int, ...] = key(
+        (16,), keys.sizes, "masked patches per rank, same rules", default_doc="`16`")
+    images_per_rank: tuple[int, ...] = key(
+        (4,), keys.sizes, "images per rank (the rows of the `[images, N]` patch mask a rank's "
+        "loss gets), same rules", default_doc="`4`")
+    patches_per_image: int = key(16, v.v_int(1), "N, patches per image (the columns of the mask)")
+    mask_ratio: tuple[tuple[float, float], ...] = key(
+        ((0.1, 0.5),), keys.mask_ratio, "each image masks `floor(N * u)` of its N patches (at "
+        "random places), u uniform in `[lo, hi]`, drawn from the seed and the image's global "
+        "index (the same image gets the same mask at every world size); an array of pairs "
+        "gives rank r's images `list[r % len]`", default_doc="`[0.1, 0.5]`")
+    teacher_dtype: Dtype = key("float32", v.v_enum(DTYPES), "dtype of the teacher tensors",
+                               common=True)
+    student_dtype: Dtype = key("float32", v.v_enum(DTYPES), "dtype of the student tensors")
+    student_temp: float = key(0.1, keys.POSITIVE, "student temperature")
+    teacher_temp: float = key(0.04, keys.POSITIVE, "teacher temperature", common=True)
+    momentum: float = key(0.9, v.v_num(0.0, 1.0, hi_open=True), "center EMA momentum")
+    steps: int = key(5, v.v_int(1), "training steps")
+    updates_per_apply: int = key(1, v.v_int(1), "`update_center` calls per "
+                                 "`apply_center_update`")
+    teacher_2d: bool = key(False, v.v_bool, "teacher as `[N, K]` rows instead of `[T, B, K]`; "
+                           "then `views_teacher` does not apply and `batch_per_rank` counts rows")
+    n_iterations: int = key(3, v.v_int(1), "Sinkhorn iterations")
+    num_samples: NumSamples = key("global_int", v.v_enum(NUM_SAMPLES), "the sample count a "
+                                  "check passes to the Sinkhorn call, see below")
+    teacher_norm: TeacherNorm = key(
+        "sinkhorn", v.v_enum(TEACHER_NORMS), "teacher probs of the loss cases: `sinkhorn` (the "
+        "target's Sinkhorn over the global batch) or `softmax` (plain `softmax(logits / "
+        "teacher_temp)`, no collective); with `softmax`, `n_iterations` / `num_samples` do not "
+        "apply")
+    logits: LogitsSpec = table(
+        LogitsSpec, v.v_sub_table({name: k.check for name, k in keys_of(LogitsSpec).items()}),
+        "how logits are drawn, sub-table below", common=True, default_doc="see below")
+    dino_weight: float = key(1.0, v.v_num(), "weight of the DINO (CLS) loss")
+    ibot_weight: float = key(1.0, v.v_num(), "weight of the iBOT (patch) loss")
+    world_sizes: tuple[int, ...] = key((1, 2, 3, 4), keys.world_sizes,
+                                       "world sizes the case runs at", common=True)
+    backends: tuple[Backend, ...] = key(BACKENDS, keys.backends, "backends the case runs on",
+                                        common=True)
+    tolerances: dict[Quantity, float] = table(
+        dict, v.v_sub_table({q: keys.POSITIVE for q in QUANTITIES}, "unknown quantity"),
+        "`{quantity = number > 0}` overriding the defaults; quantities "
+        + " ".join(f"`{q}`" for q in QUANTITIES), common=True, default_doc="the defaults below")
+    comms: dict[CommsCall, tuple[int, int]] = table(
+        dict, keys.comms, "`{API call = max collectives}`, below", default_doc="required")
+    expect_error: str | None = key(None, v.v_exception, "exception class name: the case passes "
+                                   "iff the target raises it", common=True, default_doc="none")
+    seed: int | None = key(None, v.v_int(0), "seed of the case's data", common=True,
+                           default_doc="from SHA-256 of the name: the same in every process")
+    deadline_s: float = key(60.0, keys.POSITIVE, "seconds a run of the case may take",
+                            common=True)
+
+    def __post_init__(self) -> None:
+        if self.seed is None:  # the key's default: derived from the name
+            object.__setattr__(self, "seed", default_seed(self.name))
 
     # -- sharding ----------------------------------------------------------------------
     def batch_sizes(self, world_size: int) -> list[int]:
@@ -184,11 +246,6 @@ class Case:
                 value = dict(value)
             d[name] = value
         return d
-
-
-_FIELDS = [f.name for f in fields(Case) if f.name != "source"]
-if _FIELDS != list(KEYS):  # pragma: no cover - a developer error, caught by any import
-    raise RuntimeError(f"Case fields {_FIELDS} differ from the schema's keys {list(KEYS)}")
 
 
 def expand(cases: Iterable[Case], backends: Sequence[str] | None = None,

@@ -46,9 +46,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .schema import QUANTITIES
+from .choices import QUANTITIES, Dtype, Quantity
 
-FLOAT32_TOLERANCES: dict[str, float] = {
+FLOAT32_TOLERANCES: dict[Quantity, float] = {
     "center": 2e-6,
     "probs": 1e-6,
     "sinkhorn": 1e-5,
@@ -56,13 +56,13 @@ FLOAT32_TOLERANCES: dict[str, float] = {
     "grad": 1e-5,
 }
 #: Rounding allowance of an output returned in a narrower dtype (2 x the unit roundoff).
-OUTPUT_ROUNDING: dict[str, float] = {"float32": 0.0, "bfloat16": 2.0**-8, "float16": 2.0**-11}
+OUTPUT_ROUNDING: dict[Dtype, float] = {"float32": 0.0, "bfloat16": 2.0**-8, "float16": 2.0**-11}
 #: Quantities whose output the API lets an implementation return in a narrower dtype,
 #: and which dtype: probs -> teacher_dtype, grad -> student_dtype.
 _OUTPUT_DTYPE = {"probs": "teacher_dtype", "grad": "student_dtype"}
 
 
-def tolerance(case: Any, quantity: str) -> float:
+def tolerance(case: Any, quantity: Quantity) -> float:
     """``case.tolerance(quantity)``: the case's own ``tolerances`` entry, or the default::
 
         center    2e-6 * max(1, rms)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -24,7 +24,8 @@ class Job:
     case: Case
     world_size: int
     target: TargetSpec
-    mode: str = "dist"  # "dist": this rank's shard; "single": the whole global batch on one rank
+    #: "dist": this rank's shard; "single": the whole global batch on one rank.
+    mode: Literal["dist", "single"] = "dist"
 
     def target_api(self) -> Target:
         return load_target(self.target.impl, self.target.api, self.target.adapter)

@@ -52,8 +52,8 @@ from pathlib import Path
 from typing import Any
 
 from ..cases import validate as v
+from ..cases.choices import BACKENDS, DTYPES
 from ..cases.load import case_label, case_tables, load_unique, read_toml
-from ..cases.schema import BACKENDS, DTYPES
 from ..errors import CaseError
 from ..paths import catalogue_dir
 

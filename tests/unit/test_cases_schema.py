@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import json
 import subprocess
 import sys
 import textwrap
+import typing
 from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
 import harness.kinds
-from harness.cases import Case, CaseError, case_from_table
-from harness.cases.kind import registry
+from harness.cases import Case, CaseError, LogitsSpec, case_from_table
+from harness.cases.keys import Key, keys_of
+from harness.cases.kind import Tensor, registry
 from harness.cases.schema import KEYS, kinds_of, markdown_table
+from harness.cases.validate import MISSING, Bad, expected_of
 
 REPO = Path(__file__).resolve().parents[2]
 BEGIN, END = "<!-- keys:begin", "<!-- keys:end -->"
@@ -25,13 +30,109 @@ def test_readme_key_table_is_the_schema() -> None:
     start = text.index("\n", text.index(BEGIN)) + 1
     table = text[start:text.index(END)]
     assert table == markdown_table(), (
-        "cases/README.md's key table differs from harness/cases/schema.py; paste the output of "
-        "`python -c 'from harness.cases.schema import markdown_table; print(markdown_table())'`"
+        "cases/README.md's key table differs from the fields of Case (harness/cases/model.py); "
+        "paste the output of "
+        "`python -c 'import harness.kinds; from harness.cases.schema import markdown_table; "
+        "print(markdown_table(), end=\"\")'`"
     )
 
 
-def test_case_fields_are_the_schema_keys() -> None:
-    assert [f.name for f in fields(Case) if f.name != "source"] == list(KEYS)
+@pytest.mark.parametrize("cls", [Case, LogitsSpec])
+def test_every_field_is_a_key_declared_with_its_validator_doc_and_default(cls: type) -> None:
+    """A field made without ``key()`` / ``table()`` would be a key the loader, the README and
+    the kinds never see: declared a second way, by hand."""
+    declared = keys_of(cls)
+    assert [f.name for f in fields(cls) if f.name != "source"] == list(declared)
+    for f in fields(cls):
+        if f.name == "source":
+            continue
+        spec = declared[f.name]
+        assert callable(spec.check) and spec.doc and expected_of(spec.check), f.name
+        if spec.merged:  # a table: the file's sub-table starts empty, the field from a factory
+            assert spec.default == {} and f.default_factory is not dataclasses.MISSING, f.name
+        elif spec.default is MISSING:
+            assert f.default is dataclasses.MISSING, f.name
+        else:
+            assert f.default == spec.default, f.name
+    if cls is Case:
+        assert list(KEYS) == list(declared)
+
+
+def _literal_of(hint: object) -> tuple[tuple[str, ...], str] | None:
+    """The values of a closed set a field holds, and how a file holds one (``one``, an
+    ``array`` of them, a ``table`` keyed by them); None for a field of no closed set."""
+    if typing.get_origin(hint) is typing.Literal:
+        return typing.get_args(hint), "one"
+    args = typing.get_args(hint)
+    if args and typing.get_origin(args[0]) is typing.Literal:
+        return typing.get_args(args[0]), "table" if typing.get_origin(hint) is dict else "array"
+    return None
+
+
+def _closed_keys() -> list[tuple[str, Key, tuple[str, ...], str]]:
+    out = []
+    for cls in (Case, LogitsSpec):
+        hints = typing.get_type_hints(cls)
+        for name, spec in keys_of(cls).items():
+            if (found := _literal_of(hints[name])) is not None:
+                out.append((f"{cls.__name__}.{name}", spec, *found))
+    return out
+
+
+def test_closed_sets_are_literals_their_validators_accept() -> None:
+    """A key of a closed set accepts exactly its ``Literal``'s values: a validator with a
+    list of its own (a second declaration of the set) fails here."""
+    closed = _closed_keys()
+    assert {name for name, *_ in closed} >= {
+        "Case.teacher_dtype", "Case.student_dtype", "Case.num_samples", "Case.teacher_norm",
+        "Case.backends", "Case.tolerances", "Case.comms", "LogitsSpec.distribution"}
+    wrap = {"one": lambda x: x, "array": lambda x: [x], "table": lambda x: {x: 1}}
+    for name, spec, values, shape in closed:
+        for value in values:
+            spec.check(name, wrap[shape](value))
+        with pytest.raises(Bad):
+            spec.check(name, wrap[shape]("not-" + values[0]))
+        if shape == "one":
+            assert expected_of(spec.check) == "one of " + ", ".join(map(repr, values)), name
+
+
+#: The overlap catalogue (harness/overlap/) has a case model and keys of its own, some of
+#: the same names; every other module reads the correctness keys from ``KEYS``.
+_OWN_KEYS = Path("harness") / "overlap"
+
+
+def test_no_module_lists_the_keys_a_second_way() -> None:
+    """No tuple, list or dict of three or more key names outside the fields of ``Case``
+    (a set literal is a kind's ``keys``: which keys it has, declared once, by the kind),
+    and no ``Key`` built outside ``harness/cases/keys.py``."""
+    found = []
+    for path in sorted((REPO / "harness").rglob("*.py")):
+        rel = path.relative_to(REPO)
+        if _OWN_KEYS in rel.parents:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "Key":
+                if rel != Path("harness/cases/keys.py"):
+                    found.append(f"{rel}:{node.lineno} builds a Key")
+                continue
+            if isinstance(node, (ast.Tuple, ast.List)):
+                items = node.elts
+            elif isinstance(node, ast.Dict):
+                items = [k for k in node.keys if k is not None]
+            else:
+                continue
+            names = {e.value for e in items if isinstance(e, ast.Constant) and e.value in KEYS}
+            if len(names) >= 3:
+                found.append(f"{rel}:{node.lineno} lists {sorted(names)}")
+    assert found == []
+
+
+def test_tensor_counts_and_role_are_their_literals() -> None:
+    Tensor(1, "masked", "student")
+    with pytest.raises(ValueError, match=r"counts must be one of \('batch', 'masked', 'layout'\)"):
+        Tensor(1, "rows", "teacher")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"role must be one of \('teacher', 'student'\)"):
+        Tensor(1, "batch", "both")  # type: ignore[arg-type]
 
 
 def test_every_kind_key_is_in_the_schema_and_every_key_has_a_kind() -> None:
