@@ -72,11 +72,16 @@ def default_seed(name: str) -> int:
 
 
 def generate(spec: LogitsSpec, seed: int, tensor_id: int, lead: tuple[int, ...], n: int,
-             k: int, dtype: Dtype) -> np.ndarray:
-    """``[*lead, n, k]`` logits, exact in ``dtype``."""
-    out = np.empty((*lead, n, k), dtype=np.float64)
+             k: int, dtype: Dtype, rows: range | None = None) -> np.ndarray:
+    """``[*lead, len(rows), k]`` logits of global samples ``rows`` (default: all ``n``),
+    exact in ``dtype``. A rank asks for its own rows only: each sample has its own stream,
+    so no rank ever builds the global batch (at 64 ranks that was 64 copies of it)."""
+    rows = range(n) if rows is None else rows
+    if not (0 <= rows.start <= rows.stop <= n and rows.step == 1):
+        raise ValueError(f"rows {rows} are not a slice of the {n} global samples")
+    out = np.empty((*lead, len(rows), k), dtype=np.float64)
     row_shape = (*lead, k)
-    for i in range(n):
+    for j, i in enumerate(rows):
         rng = np.random.default_rng([seed, tensor_id, i])
         if spec.distribution == "normal":
             x = rng.standard_normal(row_shape) * spec.scale
@@ -84,12 +89,14 @@ def generate(spec: LogitsSpec, seed: int, tensor_id: int, lead: tuple[int, ...],
             x = rng.uniform(-spec.scale, spec.scale, row_shape)
         if spec.sample_offset:
             x += rng.standard_normal((*lead, 1)) * spec.sample_offset
-        out[..., i, :] = x
+        out[..., j, :] = x
     if spec.prototype_offset:
         rng = np.random.default_rng([seed, tensor_id, _PROTOTYPE_STREAM])
         out += rng.standard_normal(k) * spec.prototype_offset
     if spec.outlier_offset is not None and n:
-        out[..., spec.outlier_index, :] += spec.outlier_offset
+        outlier = range(n)[spec.outlier_index]  # Python indexing into the global batch
+        if outlier in rows:
+            out[..., outlier - rows.start, :] += spec.outlier_offset
     return round_to_dtype(out, dtype)
 
 

@@ -42,7 +42,7 @@ from .choices import (
 )
 from .data import LogitsSpec, default_seed, generate
 from .keys import key, keys_of, table
-from .sharding import check_world_size, per_rank, shard
+from .sharding import check_world_size, per_rank, shard_range
 from .tolerances import tolerance
 from .validate import MISSING
 
@@ -184,21 +184,22 @@ class Case:
         """The global batch for ``world_size``: float64 arrays ``[*lead, samples, K]``,
         exact in their dtype (the tensors of ``cases/README.md``)."""
         check_world_size(world_size)
-        out = {}
-        for name, spec in kinds.get(self.kind).tensors.items():
-            out[name] = generate(self.logits, self.seed, spec.id, spec.lead(self),
-                                 self.global_count(name, world_size), self.K, self.dtype_of(name))
-        return out
+        return {name: self.rows(name, world_size) for name in self.tensor_names()}
 
     def local_data(self, world_size: int, rank: int) -> dict[str, np.ndarray]:
-        """Rank ``rank``'s shard of every tensor of :meth:`global_data`."""
+        """Rank ``rank``'s shard of every tensor of :meth:`global_data`, built alone."""
         check_world_size(world_size)
         if not 0 <= rank < world_size:
             raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
-        return {
-            name: shard(arr, self.shard_sizes(name, world_size), rank, self.sample_axis(name))
-            for name, arr in self.global_data(world_size).items()
-        }
+        return {name: self.rows(name, world_size, shard_range(self.shard_sizes(name, world_size),
+                                                              rank))
+                for name in self.tensor_names()}
+
+    def rows(self, tensor: str, world_size: int, rows: range | None = None) -> np.ndarray:
+        """Global samples ``rows`` (default: all) of ``tensor``: ``[*lead, len(rows), K]``."""
+        spec = self._tensor(tensor)
+        return generate(self.logits, self.seed, spec.id, spec.lead(self),
+                        self.global_count(tensor, world_size), self.K, self.dtype_of(tensor), rows)
 
     # -- checks ------------------------------------------------------------------------
     def tolerance(self, quantity: str) -> float:

@@ -18,6 +18,14 @@ def check_world_size(world_size: int) -> None:
         raise ValueError(f"world_size must be an int >= 1, got {world_size!r}")
 
 
+def shard_range(sizes: list[int], rank: int) -> range:
+    """The global sample indexes rank ``rank`` holds when ranks hold ``sizes`` in rank order."""
+    if not 0 <= rank < len(sizes):
+        raise ValueError(f"rank must be in [0, {len(sizes)}), got {rank}")
+    start = sum(sizes[:rank])
+    return range(start, start + sizes[rank])
+
+
 def shard(array: np.ndarray, sizes: list[int], rank: int, axis: int) -> np.ndarray:
     """Rank ``rank``'s slice of ``array`` along ``axis`` when ranks hold ``sizes`` in rank
     order (a copy, contiguous). ``sum(sizes)`` must equal the axis length."""

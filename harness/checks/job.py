@@ -1,7 +1,8 @@
 """What every rank needs to run one case: the case, the world size, the target, the mode.
 
-Ranks rebuild the global batch from the case seed themselves (deterministic), so only
-this small description crosses the pipe, never the data.
+Ranks rebuild their data from the case seed themselves (deterministic), so only this small
+description crosses the pipe, never the data. A rank builds its own rows only
+(:meth:`Job.shard`); the global batch (:meth:`Job.data`) is the parent's, for the oracle.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 import torch
 
 from ..cases import Case, shard
+from ..cases.sharding import shard_range
 from ..targets import Target, TargetSpec, load_target
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -31,8 +33,14 @@ class Job:
         return load_target(self.target.impl, self.target.api, self.target.adapter)
 
     def data(self) -> dict[str, np.ndarray]:
-        """The global batch (read-only: every tensor handed to a target is a copy)."""
+        """The global batch (read-only: every tensor handed to a target is a copy). The
+        parent's, for the oracle: a rank asks for its :meth:`shard` only."""
         return _global_data(self.case, self.world_size)
+
+    def shard(self, tensor: str, rank: int) -> np.ndarray:
+        """This rank's rows of ``tensor`` (single mode: the whole batch), generated alone."""
+        sizes, index = self.sizes(self.case.shard_sizes(tensor, self.world_size), rank)
+        return _rows(self.case, self.world_size, tensor, shard_range(sizes, index))
 
     def sizes(self, counts: list[int], rank: int) -> tuple[list[int], int]:
         """Shard sizes and the index of this rank's shard (single mode: one shard of all)."""
@@ -43,6 +51,13 @@ class Job:
     def local(self, array: np.ndarray, counts: list[int], rank: int, axis: int) -> np.ndarray:
         sizes, index = self.sizes(counts, rank)
         return shard(array, sizes, index, axis)
+
+
+@functools.lru_cache(maxsize=8)
+def _rows(case: Case, world_size: int, tensor: str, rows: range) -> np.ndarray:
+    array = case.rows(tensor, world_size, rows)
+    array.flags.writeable = False
+    return array
 
 
 @functools.lru_cache(maxsize=4)

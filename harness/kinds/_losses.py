@@ -115,11 +115,11 @@ def _leaf(job: Job, api: Any, rank: int, device: Any, part: Part) -> tuple[Any, 
 
     from ..checks.job import num_samples_arg, to_torch
 
-    case, data = job.case, job.data()
+    case = job.case
     sizes = case.shard_sizes(part.student, job.world_size)
     axis = case.sample_axis(part.student)
-    student = to_torch(job.local(data[part.student], sizes, rank, axis), case.student_dtype, device)
-    teacher = to_torch(job.local(data[part.teacher], sizes, rank, axis), case.teacher_dtype, device)
+    student = to_torch(job.shard(part.student, rank), case.student_dtype, device)
+    teacher = to_torch(job.shard(part.teacher, rank), case.teacher_dtype, device)
     if case.teacher_norm == "softmax":
         probs = torch.softmax(teacher.float() / case.teacher_temp, dim=-1)
     else:  # Sinkhorn over every view's rows of every rank, as DINOv2 training does

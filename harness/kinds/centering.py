@@ -7,7 +7,6 @@ Each step uses the center built from the steps before it (one-step lag): the pro
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,11 +29,10 @@ BATCH_AXIS = -2  # [steps, micro, T, B, K] or, with teacher_2d, [steps, micro, N
 
 @dataclass(frozen=True)
 class Head:
-    """Whose center a centering kind checks: the API object the program builds, and the
-    per-rank row counts of its teacher (the CLS head's batch, the patch head's tokens)."""
+    """Whose center a centering kind checks: the API object the program builds (the rows
+    are its kind's ``teacher`` tensor: the CLS head's batch, the patch head's tokens)."""
 
     loss: str
-    sizes: Callable[[Any, int], list[int]]
 
     def build(self, api: Any, case: Any) -> Any:
         if self.loss == "DINOv1Loss":
@@ -43,7 +41,7 @@ class Head:
         return getattr(api, self.loss)(center_momentum=case.momentum)
 
 
-CLS_HEAD = Head("DINOv1Loss", lambda case, world: case.batch_sizes(world))
+CLS_HEAD = Head("DINOv1Loss")
 
 
 def _lead(case: Any) -> tuple[int, ...]:
@@ -65,7 +63,7 @@ def rank_program(ctx: RankContext, job: Job, head: Head = CLS_HEAD) -> dict[str,
         return None if loss.center is None else to_host(loss.center).reshape(-1)
 
     case, api = job.case, job.target_api().api
-    local = job.local(job.data()["teacher"], head.sizes(case, job.world_size), ctx.rank, BATCH_AXIS)
+    local = job.shard("teacher", ctx.rank)
     loss = head.build(api, case)
     probs, centers = [], []
     for step in range(case.steps):
@@ -90,7 +88,7 @@ def verify(job: Job, target: Target, ranks: list[dict], single: dict,
 
     case = job.case
     checks = Checks()
-    sizes = head.sizes(case, job.world_size)
+    sizes = case.shard_sizes("teacher", job.world_size)
     teacher = quantised(job.data()["teacher"], case.teacher_dtype)
     k = teacher.shape[-1]
     step_batches = [teacher[step].reshape(-1, k) for step in range(case.steps)]
@@ -132,7 +130,8 @@ def _diagnosis(job: Job, target: Target, teacher: Any, ranks: list[dict], single
                   for u in range(case.updates_per_apply)] for step in range(case.steps)]
                 for rank in range(len(sizes))]
 
-    dist, whole = batches(head.sizes(case, job.world_size)), batches([teacher.shape[BATCH_AXIS]])
+    dist = batches(case.shard_sizes("teacher", job.world_size))
+    whole = batches([teacher.shape[BATCH_AXIS]])
     init = target.semantics.center_init
     observed = [(c, tol) for out in [*ranks, single] for c in out["centers"]]
 

@@ -38,9 +38,8 @@ def rank_program(ctx: RankContext, job: Job) -> dict[str, Any]:
 
     case, api = job.case, job.target_api().api
     world = job.world_size
-    local = {name: to_torch(job.local(array, case.shard_sizes(name, world), ctx.rank,
-                                      case.sample_axis(name)), case.dtype_of(name), ctx.device)
-             for name, array in job.data().items()}
+    local = {name: to_torch(job.shard(name, ctx.rank), case.dtype_of(name), ctx.device)
+             for name in case.tensor_names()}
     teacher, student = local["teacher_logits"], local["student"]
     patch_teacher, patch_student = local["teacher_patch_logits"], local["student_patch"]
     rows = teacher.reshape(-1, teacher.shape[-1])

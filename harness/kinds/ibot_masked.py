@@ -96,11 +96,10 @@ def rank_program(ctx: RankContext, job: Job) -> dict[str, Any]:
     from ..checks.job import to_host, to_torch
 
     case, api, world = job.case, job.target_api().api, job.world_size
-    data, counts = job.data(), masked_counts(case, world)
-    student = to_torch(job.local(data["student_masked"], counts, ctx.rank, 0),
-                       case.student_dtype, ctx.device).requires_grad_(True)
-    teacher = to_torch(job.local(data["teacher_masked_logits"], counts, ctx.rank, 0),
-                       case.teacher_dtype, ctx.device)
+    student = to_torch(job.shard("student_masked", ctx.rank), case.student_dtype,
+                       ctx.device).requires_grad_(True)
+    teacher = to_torch(job.shard("teacher_masked_logits", ctx.rank), case.teacher_dtype,
+                       ctx.device)
     flat = torch.tensor(job.local(masks(case, world), case.image_counts(world), ctx.rank, 0),
                         dtype=torch.bool, device=ctx.device)
     loss_module = getattr(api, LOSS)(student_temp=case.student_temp)

@@ -16,7 +16,7 @@ from .centering import Head
 from .centering import rank_program as _centering_program
 from .centering import verify as _centering_verify
 
-HEAD = Head("iBOTPatchCenter", lambda case, world: case.masked_counts(world))
+HEAD = Head("iBOTPatchCenter")
 
 
 def _lead(case: Any) -> tuple[int, ...]:

@@ -22,8 +22,7 @@ def rank_program(ctx: RankContext, job: Job) -> dict[str, Any]:
 
     case, api = job.case, job.target_api().api
     sizes = case.batch_sizes(job.world_size)
-    local = to_torch(job.local(job.data()["teacher"], sizes, ctx.rank, 0), case.teacher_dtype,
-                     ctx.device)
+    local = to_torch(job.shard("teacher", ctx.rank), case.teacher_dtype, ctx.device)
     num_samples = num_samples_arg(case.num_samples, local.shape[0], sum(sizes), ctx.device)
     out = api.sinkhorn_knopp(local, case.teacher_temp, num_samples, case.n_iterations)
     return {"q": to_host(out)}

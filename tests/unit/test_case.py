@@ -617,3 +617,29 @@ def test_tolerances_separate_noise_from_planted_faults(catalogue: list[Case]) ->
             assert 5 * 7e-7 <= c.tolerance("loss") <= 9e-4 / 10, c.name
             # float32 grads: noise <= 1e-6 of the bound; bf16: <= 2.4e-3 of max |grad|
             assert c.tolerance("grad") >= 5 * 1e-6 * c.grad_bound(), c.name
+
+
+@pytest.mark.parametrize("outlier_index", [0, 5, -1])
+def test_a_rank_builds_its_rows_alone_outlier_included(outlier_index: int, monkeypatch) -> None:
+    """A rank generates only its own samples (never the global batch), and the outlier
+    sample, indexed into the global batch, lands on exactly the rank that holds it."""
+    import harness.cases.model as model
+
+    c = case_from_table({"name": "sinkhorn-rows", "kind": "sinkhorn", "K": 16,
+                         "batch_per_rank": [4, 3, 0, 5], "world_sizes": [4],
+                         "logits": {"outlier_offset": -40.0, "outlier_index": outlier_index}})
+    whole = c.global_data(4)["teacher"]
+    asked: list[range] = []
+    real = model.generate
+
+    def spy(*args):
+        asked.append(args[-1])
+        return real(*args)
+
+    monkeypatch.setattr(model, "generate", spy)
+    parts = [c.local_data(4, r)["teacher"] for r in range(4)]
+    assert asked == [range(0, 4), range(4, 7), range(7, 7), range(7, 12)]
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+    assert np.count_nonzero(whole.max(axis=1) < -20) == 1  # exactly one outlier sample
+    holder = next(r for r in range(4) if parts[r].size and parts[r].max(axis=1).min() < -20)
+    assert holder == {0: 0, 5: 1, -1: 3}[outlier_index]
