@@ -5,6 +5,7 @@ One concern per module:
 
 =================  ==========================================================
 ``run_writer``     :class:`RunWriter` (results.jsonl + atomic report.json, latest)
+``atomic``         :func:`write_atomic`: every whole file, atomically, umask's mode
 ``environment``    :func:`collect_environment`, :func:`describe_target`
 ``model``          :class:`Report` (typed, ``to_json``/``from_json``) and its sections
 ``load``           :func:`load_report` (report.json / run folder / latest) → Report

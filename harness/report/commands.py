@@ -10,13 +10,12 @@ from __future__ import annotations
 import io
 import os
 import sys
-import tempfile
-from pathlib import Path
 
 from rich.console import Console
 from rich.text import Text
 
 from ..outcome import ExitCode
+from .atomic import write_atomic
 from .baseline import compare_reports, render_comparison
 from .console import render_report
 from .html import to_html
@@ -24,19 +23,6 @@ from .load import ReportError, load_report
 from .markdown import to_markdown
 
 FORMATS = ("console", "md", "html")
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Atomic text write (temp file in the same folder + os.replace)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _stderr(msg: str) -> None:
@@ -67,14 +53,14 @@ def report_command(path: str | os.PathLike[str], fmt: str = "console",
                 buf = io.StringIO()
                 render_report(report, Console(file=buf, width=140, color_system=None,
                                               force_terminal=False))
-                _write_text(Path(output), buf.getvalue())
+                write_atomic(output, buf.getvalue())
         else:
             text = to_markdown(report) if fmt == "md" else to_html(report)
             if output is None:
                 sys.stdout.write(text)
                 sys.stdout.flush()
             else:
-                _write_text(Path(output), text)
+                write_atomic(output, text)
     except OSError as e:
         _stderr(f"cannot write {output}: {e.strerror or e}")
         return ExitCode.BAD_INPUT
