@@ -11,10 +11,11 @@ Results are matched by ``(case, backend, world_size)``; an overlap result that c
 * **newly skipped** — passed in the baseline, skipped now (listed: a skip can hide a
   regression, e.g. fewer GPUs than ranks; not counted in the exit code).
 * **missing / added** — in only one of the two reports.
-* **overlap regression** — for results with ``metrics`` in both runs:
-  ``hidden_fraction`` (higher is better) regressed when the new run's whole interval lies
-  below the baseline's: ``new.high < base.low``; ``overlapped_ms`` (lower is better)
-  regressed when ``new.low > base.high``. I.e. the change must be beyond BOTH runs'
+* **overlap regression** — for results with ``metrics`` in both runs, each metric the
+  registry gates (:data:`harness.report.metrics.GATED`): ``hidden_fraction`` (higher is
+  better) regressed when the new run's whole interval lies below the baseline's:
+  ``new.high < base.low``; ``overlapped_ms`` (lower is better) regressed when
+  ``new.low > base.high``. I.e. the change must be beyond BOTH runs'
   intervals, so run-to-run noise inside either run's spread is never a regression. An
   interval is ``metrics[m + "_ci_low"]``/``_ci_high`` if present (a confidence interval
   of the median), else ``_p10``/``_p90`` (the spread over iterations). A run without an
@@ -43,22 +44,12 @@ from rich.text import Text
 
 from ..outcome import ExitCode
 from ..results import CaseResult
-from .fmt import (
-    STATUS_LABEL,
-    STATUS_STYLE,
-    format_float,
-    format_percent,
-    format_ratio,
-    metric_interval,
-    worst_ratio,
-)
+from .fmt import STATUS_LABEL, STATUS_STYLE, format_ratio, worst_ratio
+from .metrics import GATED, metric, metric_interval
 from .model import Report, as_report
 
 Key = tuple[str, str, int, str]  # case, backend, world size, variant ("" or "K=65536")
 
-# metric → True when higher is better.
-OVERLAP_DIRECTIONS: dict[str, bool] = {"hidden_fraction": True, "hidden_fraction_paired": True,
-                                       "overlapped_ms": False}
 NO_INTERVAL_REL_TOL = 0.10
 _FAILING = ("fail", "error")
 
@@ -70,11 +61,11 @@ def result_key(r: CaseResult) -> Key:
 
 def directions(r: CaseResult) -> dict[str, bool]:
     """The metrics compared for ``r`` (True: higher is better): its own ``gated`` ones
-    when it names any, else the overlap defaults."""
+    when it names any, else the registry's."""
     gated = r.extra.get("gated")
-    if isinstance(gated, Mapping) and gated:
-        return {str(k): str(v).lower() == "higher" for k, v in gated.items()}
-    return OVERLAP_DIRECTIONS
+    if not (isinstance(gated, Mapping) and gated):
+        gated = GATED
+    return {str(k): str(v).lower() == "higher" for k, v in gated.items()}
 
 
 def key_text(key: Key) -> str:
@@ -98,10 +89,10 @@ class Interval:
         return cls(med, min(lo, hi), max(lo, hi), True)
 
     def text(self, name: str) -> str:
-        f = format_percent if name == "hidden_fraction" else format_float
+        """As the overlap table shows metric ``name``: "97% [93%–99%]"."""
         if not self.has_interval:
-            return f(self.median)
-        return f"{f(self.median)} [{f(self.low)}–{f(self.high)}]"
+            return metric(name).text(self.median)
+        return metric(name).text(self.median, self.low, self.high)
 
 
 @dataclass(frozen=True)
@@ -118,11 +109,7 @@ class MetricChange:
     metric: str
     new: Interval
     baseline: Interval
-    higher: bool | None = None  # None: the overlap default for the metric
-
-    @property
-    def higher_is_better(self) -> bool:
-        return self.higher if self.higher is not None else OVERLAP_DIRECTIONS[self.metric]
+    higher_is_better: bool
 
 
 @dataclass
@@ -211,15 +198,15 @@ def compare_reports(new: Report | Mapping[str, Any],
             cmp.newly_skipped.append(StatusChange(key, old, status))
         nm, bm = r.metrics, b.metrics
         if nm and bm:
-            for metric, higher in directions(r).items():
-                ni, bi = Interval.of(nm, metric), Interval.of(bm, metric)
+            for name, higher in directions(r).items():
+                ni, bi = Interval.of(nm, name), Interval.of(bm, name)
                 if ni is None or bi is None:
                     continue
                 change = _metric_change(ni, bi, higher)
                 if change < 0:
-                    cmp.regressions.append(MetricChange(key, metric, ni, bi, higher))
+                    cmp.regressions.append(MetricChange(key, name, ni, bi, higher))
                 elif change > 0:
-                    cmp.improvements.append(MetricChange(key, metric, ni, bi, higher))
+                    cmp.improvements.append(MetricChange(key, name, ni, bi, higher))
     cmp.missing = [k for k in base_idx if k not in new_idx]
     return cmp
 
@@ -294,5 +281,5 @@ def render_comparison(cmp: Comparison, console: Console) -> None:
 
 __all__ = ["Comparison", "StatusChange", "MetricChange", "Interval",
            "compare_reports", "comparison_table", "comparison_renderable",
-           "render_comparison", "result_key", "directions", "OVERLAP_DIRECTIONS",
+           "render_comparison", "result_key", "directions",
            "NO_INTERVAL_REL_TOL"]

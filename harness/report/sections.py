@@ -18,7 +18,6 @@ from harness.outcome import FAILURE_TEXT
 from harness.results import CaseResult, Check
 
 from .fmt import (
-    OVERLAP_METRICS,
     STATUS_LABEL,
     STATUS_ORDER,
     check_ratio,
@@ -30,7 +29,6 @@ from .fmt import (
     format_ratio,
     index_text,
     max_ratio,
-    metric_parts,
     num,
     overlap_results,
     rank_errors,
@@ -38,6 +36,7 @@ from .fmt import (
     trim_traceback,
     worst_ratio,
 )
+from .metrics import metric, metric_parts
 from .model import FaultOutcome, Report
 
 SELFCHECK_TARGET = "selfcheck_target"  # a selfcheck result's extra field: "reference" or a fault
@@ -365,13 +364,13 @@ def skips(report: Report) -> TableData | None:
 # ---------------------------------------------------------------------------- overlap
 
 def _metric_column(name: str) -> Column:
-    base = {"comm_ms": ("comm", "ms", None), "bwd_ms": ("bwd", "ms", None),
-            "exposed_ms": ("exposed", "ms", None), "hidden_fraction": ("hidden", "", None),
-            "interference": ("interference", "", "interf."),
-            "efficiency": ("efficiency", "", "effic.")}[name]
-    return Column(base[0], unit=base[1], numeric=True, short=base[2])
+    """A metric's column: its label, unit and short header from the registry."""
+    m = metric(name)
+    return Column(m.label, unit=m.unit, numeric=True, short=m.short)
 
 
+OVERLAP_METRICS = ("comm_ms", "bwd_ms", "exposed_ms", "hidden_fraction", "interference",
+                   "efficiency")
 OVERLAP_COLUMNS = (Column("case"), Column("ws", numeric=True), Column("K", numeric=True),
                    *(_metric_column(m) for m in OVERLAP_METRICS), Column("hidden vs exposed"))
 OVERLAP_NOTE = "median [95 % CI, else p10–p90]"
@@ -432,9 +431,8 @@ def overlap_notes(results: Sequence[CaseResult]) -> list[Note]:
     return out
 
 
-DDP_METRICS = (("bwd_ms", "bwd ms", False), ("comm_ms", "comm ms", False),
-               ("exposed_ms", "exposed ms", False), ("hidden_fraction", "hidden", True),
-               ("interference", "interference", True), ("efficiency", "efficiency", True))
+DDP_METRICS = ("bwd_ms", "comm_ms", "exposed_ms", "hidden_fraction", "interference",
+               "efficiency")
 
 
 def ddp_pairs(results: Sequence[CaseResult]) -> list[tuple[CaseResult, CaseResult]]:
@@ -450,13 +448,9 @@ def ddp_pairs(results: Sequence[CaseResult]) -> list[tuple[CaseResult, CaseResul
     return pairs
 
 
-def _change(a: CaseResult, b: CaseResult, key: str, pct: bool) -> str:
-    def f(v: float | None) -> str:
-        if v is None or math.isnan(v):
-            return "—"
-        return f"{v:.0%}" if pct else f"{v:.3g}"
-
-    return f"{f(num((a.metrics or {}).get(key)))} → {f(num((b.metrics or {}).get(key)))}"
+def _change(a: CaseResult, b: CaseResult, name: str) -> str:
+    m = metric(name)
+    return f"{m.format((a.metrics or {}).get(name))} → {m.format((b.metrics or {}).get(name))}"
 
 
 def ddp_table(results: Sequence[CaseResult]) -> TableData | None:
@@ -466,9 +460,9 @@ def ddp_table(results: Sequence[CaseResult]) -> TableData | None:
     if not pairs:
         return None
     columns = (Column("case"), Column("ws", numeric=True),
-               *(Column(header, numeric=True) for _, header, _ in DDP_METRICS))
+               *(_metric_column(name) for name in DDP_METRICS))
     rows = tuple((cell(base.case), cell(base.world_size),
-                  *(cell(_change(base, d, key, pct)) for key, _, pct in DDP_METRICS))
+                  *(cell(_change(base, d, name)) for name in DDP_METRICS))
                  for base, d in pairs)
     return TableData("ddp", "DDP vs plain (plain → ddp)", columns, rows,
                      note="the center all-reduce sharing the group with the gradient buckets")
