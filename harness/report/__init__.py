@@ -16,7 +16,7 @@ One concern per module:
 ``line``           :func:`result_line`: one plain line per result
 ``markdown``       :func:`to_markdown`
 ``html``           :func:`to_html` (pictures from ``charts``)
-``baseline``       :func:`compare_reports` → :class:`Comparison`
+``baseline``       :func:`compare_reports` → :class:`Comparison` → its section
 ``figures``        a benchmark's figures (runs, floor, ratio, target) as a gated result
 ``commands``       :func:`report_command`, :func:`compare_command` for the CLI
 ``fmt``            number/ratio/duration/percent text shared by all of them
@@ -25,9 +25,9 @@ One concern per module:
 The HTML module imports matplotlib lazily (only when a picture is drawn).
 """
 
-from .baseline import Comparison, compare_reports, comparison_table, render_comparison
+from .baseline import Comparison, compare_reports, comparison_section
 from .commands import compare_command, report_command
-from .console import render_report, report_renderable
+from .console import render_comparison, render_report, report_renderable
 from .environment import collect_environment, describe_target
 from .fmt import format_ratio, worst_ratio
 from .html import to_html
@@ -50,7 +50,7 @@ __all__ = [
     "collect_environment",
     "compare_command",
     "compare_reports",
-    "comparison_table",
+    "comparison_section",
     "describe_target",
     "format_ratio",
     "load_report",

@@ -16,11 +16,11 @@ from rich.text import Text
 
 from ..outcome import ExitCode
 from .atomic import write_atomic
-from .baseline import compare_reports, render_comparison
-from .console import render_report
-from .html import to_html
+from .baseline import compare_reports, comparison_section
+from .console import comparison_renderable, render_report
+from .html import comparison_html, to_html
 from .load import ReportError, load_report
-from .markdown import to_markdown
+from .markdown import comparison_markdown, to_markdown
 
 FORMATS = ("console", "md", "html")
 
@@ -67,10 +67,13 @@ def report_command(path: str | os.PathLike[str], fmt: str = "console",
     return report.exit_code
 
 
-def compare_command(new_path: str | os.PathLike[str], baseline_path: str | os.PathLike[str], *,
-                    console: Console | None = None) -> int:
-    """``dino-harness compare NEW BASELINE``: 0 no regression · 1 new failure or overlap
-    regression · 2 a report could not be loaded."""
+def compare_command(new_path: str | os.PathLike[str], baseline_path: str | os.PathLike[str],
+                    fmt: str = "console", *, console: Console | None = None) -> int:
+    """``dino-harness compare NEW BASELINE [--format console|md|html]``: 0 no regression ·
+    1 new failure or overlap regression · 2 a report could not be loaded, a bad format."""
+    if fmt not in FORMATS:
+        _stderr(f"unknown compare format {fmt!r} (choose from {', '.join(FORMATS)})")
+        return ExitCode.BAD_INPUT
     try:
         new = load_report(new_path)
         baseline = load_report(baseline_path)
@@ -78,7 +81,12 @@ def compare_command(new_path: str | os.PathLike[str], baseline_path: str | os.Pa
         _stderr(str(e))
         return ExitCode.BAD_INPUT
     cmp = compare_reports(new, baseline)
-    render_comparison(cmp, console or Console())
+    section = comparison_section(cmp)
+    if fmt == "console":
+        (console or Console()).print(comparison_renderable(section))
+    else:
+        sys.stdout.write(comparison_markdown(section) if fmt == "md" else comparison_html(section))
+        sys.stdout.flush()
     return cmp.exit_code
 
 

@@ -89,6 +89,7 @@ class Column(Generic[Row]):
     dim: bool = False
     optional: bool = False  # may be dropped where space is short
     long: bool = False  # free text: a column in Markdown, a line under the table elsewhere
+    key: bool = False  # names the row beside the first column: kept whole where room allows
 
     @property
     def header(self) -> str:
