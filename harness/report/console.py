@@ -240,7 +240,7 @@ def document_renderable(doc: sec.Document) -> Group:
                                style="bold red"), style="red"))
         parts += [failure_panel(f) for f in doc.failures]
     if doc.skips is not None:
-        parts.append(table(doc.skips))
+        parts.append(adaptive(doc.skips, WIDE_TABLE))
     if doc.overlap is not None:
         overlap = doc.overlap
         parts.append(ByWidth(lambda width: table(

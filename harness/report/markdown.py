@@ -125,7 +125,7 @@ def document_markdown(doc: sec.Document) -> str:
         for f in doc.failures:
             parts += _failure(f)
     if doc.skips is not None:
-        parts += ["", f"<details><summary>Skipped ({len(doc.skips.rows)})</summary>", "",
+        parts += ["", f"<details><summary>Skipped ({md_escape(doc.skips.note)})</summary>", "",
                   table(doc.skips), "", "</details>"]
     if doc.overlap is not None:
         parts += titled(doc.overlap)

@@ -378,15 +378,30 @@ def failures(report: Report) -> list[FailureItem]:
     return [failure_item(r) for status in ("fail", "error") for r in shown if r.status == status]
 
 
-SKIP_COLUMNS: tuple[Column[CaseResult], ...] = (
-    Column("case", lambda r: cell(r.test_id)), Column("reason", lambda r: cell(r.skip_reason)))
+def folded_ids(results: Sequence[CaseResult]) -> str:
+    """Test ids with a case's world sizes folded into one: ``cls[gloo-ws1,2,3]``."""
+    return ", ".join(f"{g[0].case}[{g[0].backend}-ws{_sizes(g)}]" for g in _grouped(results))
+
+
+SkipGroup = tuple[str, Sequence[CaseResult]]  # a reason and the results skipped for it
+
+SKIP_COLUMNS: tuple[Column[SkipGroup], ...] = (
+    Column("reason", lambda g: cell(g[0])),
+    Column("count", lambda g: cell(len(g[1])), numeric=True),
+    Column("cases", lambda g: cell(folded_ids(g[1]))))
 
 
 def skips(report: Report) -> TableData | None:
-    skipped = [r for r in shown_results(report) if r.status == "skip"]
-    if not skipped:
+    """One row per distinct reason: how many cases it skipped, and which."""
+    by_reason: dict[str, list[CaseResult]] = {}
+    for r in shown_results(report):
+        if r.status == "skip":
+            by_reason.setdefault(r.skip_reason or "", []).append(r)
+    if not by_reason:
         return None
-    return TableData.of("skipped", "skipped", SKIP_COLUMNS, skipped, tone="skip")
+    n = sum(len(rs) for rs in by_reason.values())
+    return TableData.of("skipped", "skipped", SKIP_COLUMNS, by_reason.items(),
+                        note=f"{n} case{'s' if n != 1 else ''}, by reason", tone="skip")
 
 
 # ---------------------------------------------------------------------------- overlap
