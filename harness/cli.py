@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="gate a report against a baseline")
     compare.add_argument("new")
     compare.add_argument("baseline")
+    compare.add_argument("--format", default="console", choices=["console", "md", "html"])
 
     listing = sub.add_parser("list", help="list the cases")
     listing.add_argument("--cases", nargs="+", metavar="PATH")
@@ -138,7 +139,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "compare":
         from .report import compare_command
 
-        return compare_command(args.new, args.baseline)
+        return compare_command(args.new, args.baseline, args.format)
     if args.command == "test-dist":
         from .commands.test_dist import main as test_dist
 

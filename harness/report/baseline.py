@@ -11,10 +11,11 @@ Results are matched by ``(case, backend, world_size)``; an overlap result that c
 * **newly skipped** — passed in the baseline, skipped now (listed: a skip can hide a
   regression, e.g. fewer GPUs than ranks; not counted in the exit code).
 * **missing / added** — in only one of the two reports.
-* **overlap regression** — for results with ``metrics`` in both runs:
-  ``hidden_fraction`` (higher is better) regressed when the new run's whole interval lies
-  below the baseline's: ``new.high < base.low``; ``overlapped_ms`` (lower is better)
-  regressed when ``new.low > base.high``. I.e. the change must be beyond BOTH runs'
+* **overlap regression** — for results with ``metrics`` in both runs, each metric the
+  registry gates (:data:`harness.report.metrics.GATED`): ``hidden_fraction`` (higher is
+  better) regressed when the new run's whole interval lies below the baseline's:
+  ``new.high < base.low``; ``overlapped_ms`` (lower is better) regressed when
+  ``new.low > base.high``. I.e. the change must be beyond BOTH runs'
   intervals, so run-to-run noise inside either run's spread is never a regression. An
   interval is ``metrics[m + "_ci_low"]``/``_ci_high`` if present (a confidence interval
   of the median), else ``_p10``/``_p90`` (the spread over iterations). A run without an
@@ -28,6 +29,8 @@ Results are matched by ``(case, backend, world_size)``; an overlap result that c
   result and follow the same rule (beyond both intervals).
 
 ``Comparison.exit_code`` is 1 if there is any new failure or overlap regression, else 0.
+:func:`comparison_section` is the comparison as section data (a table and its verdict
+line) that the console, Markdown and HTML formats render.
 """
 
 from __future__ import annotations
@@ -36,29 +39,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rich import box
-from rich.console import Console, Group, RenderableType
-from rich.table import Table
-from rich.text import Text
-
 from ..outcome import ExitCode
 from ..results import CaseResult
-from .fmt import (
-    STATUS_LABEL,
-    STATUS_STYLE,
-    format_float,
-    format_percent,
-    format_ratio,
-    metric_interval,
-    worst_ratio,
-)
+from .fmt import STATUS_LABEL, format_ratio, worst_ratio
+from .metrics import GATED, metric, metric_interval
 from .model import Report, as_report
+from .sections import Cell, Column, Span, TableData, Verdict, cell, text_cell
 
 Key = tuple[str, str, int, str]  # case, backend, world size, variant ("" or "K=65536")
 
-# metric → True when higher is better.
-OVERLAP_DIRECTIONS: dict[str, bool] = {"hidden_fraction": True, "hidden_fraction_paired": True,
-                                       "overlapped_ms": False}
 NO_INTERVAL_REL_TOL = 0.10
 _FAILING = ("fail", "error")
 
@@ -70,11 +59,11 @@ def result_key(r: CaseResult) -> Key:
 
 def directions(r: CaseResult) -> dict[str, bool]:
     """The metrics compared for ``r`` (True: higher is better): its own ``gated`` ones
-    when it names any, else the overlap defaults."""
+    when it names any, else the registry's."""
     gated = r.extra.get("gated")
-    if isinstance(gated, Mapping) and gated:
-        return {str(k): str(v).lower() == "higher" for k, v in gated.items()}
-    return OVERLAP_DIRECTIONS
+    if not (isinstance(gated, Mapping) and gated):
+        gated = GATED
+    return {str(k): str(v).lower() == "higher" for k, v in gated.items()}
 
 
 def key_text(key: Key) -> str:
@@ -98,10 +87,10 @@ class Interval:
         return cls(med, min(lo, hi), max(lo, hi), True)
 
     def text(self, name: str) -> str:
-        f = format_percent if name == "hidden_fraction" else format_float
+        """As the overlap table shows metric ``name``: "97% [93%–99%]"."""
         if not self.has_interval:
-            return f(self.median)
-        return f"{f(self.median)} [{f(self.low)}–{f(self.high)}]"
+            return metric(name).text(self.median)
+        return metric(name).text(self.median, self.low, self.high)
 
 
 @dataclass(frozen=True)
@@ -118,11 +107,7 @@ class MetricChange:
     metric: str
     new: Interval
     baseline: Interval
-    higher: bool | None = None  # None: the overlap default for the metric
-
-    @property
-    def higher_is_better(self) -> bool:
-        return self.higher if self.higher is not None else OVERLAP_DIRECTIONS[self.metric]
+    higher_is_better: bool
 
 
 @dataclass
@@ -211,88 +196,91 @@ def compare_reports(new: Report | Mapping[str, Any],
             cmp.newly_skipped.append(StatusChange(key, old, status))
         nm, bm = r.metrics, b.metrics
         if nm and bm:
-            for metric, higher in directions(r).items():
-                ni, bi = Interval.of(nm, metric), Interval.of(bm, metric)
+            for name, higher in directions(r).items():
+                ni, bi = Interval.of(nm, name), Interval.of(bm, name)
                 if ni is None or bi is None:
                     continue
                 change = _metric_change(ni, bi, higher)
                 if change < 0:
-                    cmp.regressions.append(MetricChange(key, metric, ni, bi, higher))
+                    cmp.regressions.append(MetricChange(key, name, ni, bi, higher))
                 elif change > 0:
-                    cmp.improvements.append(MetricChange(key, metric, ni, bi, higher))
+                    cmp.improvements.append(MetricChange(key, name, ni, bi, higher))
     cmp.missing = [k for k in base_idx if k not in new_idx]
     return cmp
 
 
-# ------------------------------------------------------------------------------ render
+# ----------------------------------------------------------------------------- section
 
-def _status(s: str | None) -> Text:
+@dataclass(frozen=True)
+class Row:
+    """One line of the comparison table."""
+
+    change: Span  # "NEW FAILURE", in its tone
+    key: Key
+    baseline: Cell
+    new: Cell
+    detail: str = ""
+
+
+COLUMNS: tuple[Column[Row], ...] = (
+    Column("change", lambda row: Cell((row.change,))),
+    Column("case", lambda row: cell(key_text(row.key)), key=True),
+    Column("baseline", lambda row: row.baseline),
+    Column("new", lambda row: row.new),
+    Column("detail", lambda row: text_cell(row.detail)))
+
+
+@dataclass(frozen=True)
+class ComparisonSection:
+    table: TableData | None  # None: nothing changed
+    verdict: Verdict
+
+
+def _status(s: str | None) -> Cell:
     if s is None:
-        return Text("absent", style="dim")
-    return Text(STATUS_LABEL.get(s, s.upper()), style=STATUS_STYLE.get(s, "bold"))
+        return cell("absent", "dim")
+    return cell(STATUS_LABEL.get(s, s.upper()), s)
 
 
-def comparison_table(cmp: Comparison) -> Table:
-    t = Table(title="[bold]compared with the baseline[/]", title_justify="left",
-              box=box.SIMPLE_HEAD, show_edge=False)
-    keys = [c.key for c in cmp.new_failures + cmp.fixed + cmp.still_failing + cmp.newly_skipped] \
-        + [m.key for m in cmp.regressions + cmp.improvements] + cmp.missing + cmp.added
-    t.add_column("change", no_wrap=True)
-    t.add_column("case", overflow="fold",
-                 min_width=min(max((len(key_text(k)) for k in keys), default=4), 48))
-    t.add_column("baseline", overflow="fold")
-    t.add_column("new", overflow="fold")
-    t.add_column("detail", overflow="fold")
-    for c in cmp.new_failures:
-        t.add_row(Text("NEW FAILURE", style="bold red"), Text(key_text(c.key)), _status(c.old),
-                  _status(c.new), Text(f"worst {format_ratio(c.ratio)}" if c.ratio is not None else ""))
-    for m in cmp.regressions:
-        t.add_row(Text("REGRESSION", style="bold red"), Text(key_text(m.key)),
-                  Text(m.baseline.text(m.metric)), Text(m.new.text(m.metric)),
-                  Text(f"{m.metric} {'lower' if m.higher_is_better else 'higher'}, "
-                       "beyond both intervals"))
-    for c in cmp.fixed:
-        t.add_row(Text("FIXED", style="bold green"), Text(key_text(c.key)), _status(c.old),
-                  _status(c.new), "")
-    for m in cmp.improvements:
-        t.add_row(Text("IMPROVED", style="green"), Text(key_text(m.key)),
-                  Text(m.baseline.text(m.metric)), Text(m.new.text(m.metric)), Text(m.metric))
-    for c in cmp.still_failing:
-        t.add_row(Text("still failing", style="yellow"), Text(key_text(c.key)), _status(c.old),
-                  _status(c.new), "")
-    for c in cmp.newly_skipped:
-        t.add_row(Text("now skipped", style="yellow"), Text(key_text(c.key)), _status(c.old),
-                  _status(c.new), "")
-    for k in cmp.missing:
-        t.add_row(Text("missing", style="yellow"), Text(key_text(k)), "present", _status(None),
-                  "not in the new report")
-    for k in cmp.added:
-        if not any(c.key == k for c in cmp.new_failures):
-            t.add_row(Text("added", style="cyan"), Text(key_text(k)), _status(None), "present", "")
-    return t
+def rows(cmp: Comparison) -> list[Row]:
+    """What changed, the gate's concerns first: new failures, regressions, then what was
+    fixed or improved, what still fails or is now skipped, missing and added cases."""
+    out = [Row(Span("NEW FAILURE", "bad"), c.key, _status(c.old), _status(c.new),
+               f"worst {format_ratio(c.ratio)}" if c.ratio is not None else "")
+           for c in cmp.new_failures]
+    out += [Row(Span("REGRESSION", "bad"), m.key, cell(m.baseline.text(m.metric)),
+                cell(m.new.text(m.metric)),
+                f"{m.metric} {'lower' if m.higher_is_better else 'higher'}, beyond both intervals")
+            for m in cmp.regressions]
+    out += [Row(Span("FIXED", "pass"), c.key, _status(c.old), _status(c.new)) for c in cmp.fixed]
+    out += [Row(Span("IMPROVED", "ok"), m.key, cell(m.baseline.text(m.metric)),
+                cell(m.new.text(m.metric)), m.metric) for m in cmp.improvements]
+    out += [Row(Span("still failing", "warn"), c.key, _status(c.old), _status(c.new))
+            for c in cmp.still_failing]
+    out += [Row(Span("now skipped", "warn"), c.key, _status(c.old), _status(c.new))
+            for c in cmp.newly_skipped]
+    out += [Row(Span("missing", "warn"), k, cell("present"), _status(None),
+                "not in the new report") for k in cmp.missing]
+    failed = {c.key for c in cmp.new_failures}  # an added case that fails is listed above
+    out += [Row(Span("added", "info"), k, _status(None), cell("present"))
+            for k in cmp.added if k not in failed]
+    return out
 
 
-def comparison_renderable(cmp: Comparison) -> RenderableType:
-    parts: list[RenderableType] = []
-    t = comparison_table(cmp)
-    if t.row_count:
-        parts.append(t)
+def comparison_section(cmp: Comparison) -> ComparisonSection:
+    """The comparison as every format shows it: its table, then its verdict line."""
+    changed = rows(cmp)
+    table = TableData.of("comparison", "compared with the baseline", COLUMNS, changed) \
+        if changed else None
     counts = (f"{len(cmp.new_failures)} new failures, {len(cmp.regressions)} overlap regressions, "
               f"{len(cmp.fixed)} fixed, {len(cmp.still_failing)} still failing, "
               f"{len(cmp.newly_skipped)} now skipped, "
               f"{len(cmp.missing)} missing, {len(cmp.added)} added, {cmp.matched} matched")
-    if cmp.exit_code:
-        parts.append(Text(f"✘ REGRESSED — {counts}", style="bold red"))
-    else:
-        parts.append(Text(f"✔ NO REGRESSION — {counts}", style="bold green"))
-    return Group(*parts)
+    verdict = Verdict(f"REGRESSED — {counts}", "fail") if cmp.exit_code \
+        else Verdict(f"NO REGRESSION — {counts}", "pass")
+    return ComparisonSection(table, verdict)
 
 
-def render_comparison(cmp: Comparison, console: Console) -> None:
-    console.print(comparison_renderable(cmp))
-
-
-__all__ = ["Comparison", "StatusChange", "MetricChange", "Interval",
-           "compare_reports", "comparison_table", "comparison_renderable",
-           "render_comparison", "result_key", "directions", "OVERLAP_DIRECTIONS",
+__all__ = ["Comparison", "ComparisonSection", "StatusChange", "MetricChange", "Interval",
+           "compare_reports", "comparison_section", "result_key", "directions",
            "NO_INTERVAL_REL_TOL"]

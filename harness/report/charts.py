@@ -15,7 +15,8 @@ from typing import Any
 
 from harness.results import CaseResult
 
-from .fmt import check_ratio, display_id, metric_interval, num, worst_check
+from .fmt import check_ratio, display_id, num, worst_check
+from .metrics import metric_interval
 
 _COLORS = {"pass": "#2e9d4e", "fail": "#d1343a", "error": "#9c3fbf", "skip": "#c9a227"}
 SPAN_COLORS = {"backward": "#4c78a8", "allreduce": "#f58518", "issue": "#d1343a",

@@ -10,33 +10,19 @@ from __future__ import annotations
 import io
 import os
 import sys
-import tempfile
-from pathlib import Path
 
 from rich.console import Console
 from rich.text import Text
 
 from ..outcome import ExitCode
-from .baseline import compare_reports, render_comparison
-from .console import render_report
-from .html import to_html
+from .atomic import write_atomic
+from .baseline import compare_reports, comparison_section
+from .console import comparison_renderable, render_report
+from .html import comparison_html, to_html
 from .load import ReportError, load_report
-from .markdown import to_markdown
+from .markdown import comparison_markdown, to_markdown
 
 FORMATS = ("console", "md", "html")
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Atomic text write (temp file in the same folder + os.replace)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _stderr(msg: str) -> None:
@@ -67,24 +53,27 @@ def report_command(path: str | os.PathLike[str], fmt: str = "console",
                 buf = io.StringIO()
                 render_report(report, Console(file=buf, width=140, color_system=None,
                                               force_terminal=False))
-                _write_text(Path(output), buf.getvalue())
+                write_atomic(output, buf.getvalue())
         else:
             text = to_markdown(report) if fmt == "md" else to_html(report)
             if output is None:
                 sys.stdout.write(text)
                 sys.stdout.flush()
             else:
-                _write_text(Path(output), text)
+                write_atomic(output, text)
     except OSError as e:
         _stderr(f"cannot write {output}: {e.strerror or e}")
         return ExitCode.BAD_INPUT
     return report.exit_code
 
 
-def compare_command(new_path: str | os.PathLike[str], baseline_path: str | os.PathLike[str], *,
-                    console: Console | None = None) -> int:
-    """``dino-harness compare NEW BASELINE``: 0 no regression · 1 new failure or overlap
-    regression · 2 a report could not be loaded."""
+def compare_command(new_path: str | os.PathLike[str], baseline_path: str | os.PathLike[str],
+                    fmt: str = "console", *, console: Console | None = None) -> int:
+    """``dino-harness compare NEW BASELINE [--format console|md|html]``: 0 no regression ·
+    1 new failure or overlap regression · 2 a report could not be loaded, a bad format."""
+    if fmt not in FORMATS:
+        _stderr(f"unknown compare format {fmt!r} (choose from {', '.join(FORMATS)})")
+        return ExitCode.BAD_INPUT
     try:
         new = load_report(new_path)
         baseline = load_report(baseline_path)
@@ -92,7 +81,12 @@ def compare_command(new_path: str | os.PathLike[str], baseline_path: str | os.Pa
         _stderr(str(e))
         return ExitCode.BAD_INPUT
     cmp = compare_reports(new, baseline)
-    render_comparison(cmp, console or Console())
+    section = comparison_section(cmp)
+    if fmt == "console":
+        (console or Console()).print(comparison_renderable(section))
+    else:
+        sys.stdout.write(comparison_markdown(section) if fmt == "md" else comparison_html(section))
+        sys.stdout.flush()
     return cmp.exit_code
 
 

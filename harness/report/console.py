@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import sections as sec
+from .baseline import Comparison, ComparisonSection, comparison_section
 from .fmt import STATUS_STYLE
 from .model import Report, as_report
 
@@ -29,7 +30,7 @@ WIDE_OVERLAP = 150  # below this, overlap results are listed, not tabulated
 INLINE_INTERVALS = 170  # from this width on, intervals sit beside their median
 WIDE_TABLE = 120  # below this, the bench and DDP tables are listed
 TONE_STYLE = {**STATUS_STYLE, "bad": "bold red", "ok": "green", "warn": "yellow", "dim": "dim",
-              "strong": "bold", "": ""}
+              "strong": "bold", "info": "cyan", "": ""}
 
 
 class ByWidth:
@@ -81,13 +82,14 @@ def table(data: sec.TableData, *, short: bool = False, drop_optional: bool = Fal
     t = Table(title=_title(data), title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
               caption=Text(data.caption, style="dim") if data.caption else None,
               caption_justify="left")
-    longest = max((len(row[0].text) for row in data.rows), default=4)
     for n, i in enumerate(keep):
         c = data.columns[i]
+        longest = max((len(row[i].text) for row in data.rows), default=4)
         t.add_column(c.short_header if short else c.header,
                      justify="right" if c.numeric else "left",
                      style="dim" if c.dim else None, overflow="fold",
-                     no_wrap=n > 0 and c.numeric, min_width=min(longest, first_min) if n == 0 else None)
+                     no_wrap=n > 0 and c.numeric,
+                     min_width=min(longest, first_min) if n == 0 or c.key else None)
     for row in data.rows:
         t.add_row(*(cell_text(row[i], stacked=stacked) for i in keep))
     return t
@@ -238,7 +240,7 @@ def document_renderable(doc: sec.Document) -> Group:
                                style="bold red"), style="red"))
         parts += [failure_panel(f) for f in doc.failures]
     if doc.skips is not None:
-        parts.append(table(doc.skips))
+        parts.append(adaptive(doc.skips, WIDE_TABLE))
     if doc.overlap is not None:
         overlap = doc.overlap
         parts.append(ByWidth(lambda width: table(
@@ -252,6 +254,18 @@ def document_renderable(doc: sec.Document) -> Group:
     return Group(*parts)
 
 
+def comparison_renderable(section: ComparisonSection) -> Group:
+    """``compare``: what changed (a table, left out when nothing did), then the verdict."""
+    parts: list[RenderableType] = []
+    if section.table is not None:
+        parts.append(table(section.table, first_min=48))
+    return Group(*parts, verdict_line(section.verdict))
+
+
+def render_comparison(cmp: Comparison, console: Console) -> None:
+    console.print(comparison_renderable(comparison_section(cmp)))
+
+
 def report_renderable(report: Report | Mapping[str, Any]) -> Group:
     return document_renderable(sec.document(as_report(report)))
 
@@ -263,4 +277,5 @@ def render_report(report: Report | Mapping[str, Any], console: Console) -> None:
 
 __all__ = ["render_report", "report_renderable", "document_renderable", "header_panel",
            "kind_table", "failure_panel", "errors_group", "table", "records", "adaptive",
-           "verdict_line", "ByWidth", "cell_text", "bar_text"]
+           "verdict_line", "ByWidth", "cell_text", "bar_text", "comparison_renderable",
+           "render_comparison"]

@@ -1,6 +1,7 @@
 """Small, dependency-free helpers shared by the section builders and every renderer:
-numbers, ratios, durations and intervals as text, and the few facts read off a typed
-result (its worst check, its rank errors).
+numbers, ratios, durations and percentages as text, and the few facts read off a typed
+result (its worst check, its rank errors). How each overlap metric reads is
+:mod:`harness.report.metrics`.
 
 Values read back from JSON may still be the strings "nan"/"inf"/"-inf" (metrics of
 another tool, an old file) or missing; everything here tolerates that.
@@ -18,13 +19,6 @@ STATUS_ORDER = ("fail", "error", "pass", "skip")
 STATUS_LABEL = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "skip": "SKIP"}
 STATUS_STYLE = {"pass": "bold green", "fail": "bold red", "error": "bold magenta",
                 "skip": "yellow"}
-
-# Overlap metrics as the tables show them, in this order.
-OVERLAP_METRICS = ("comm_ms", "bwd_ms", "exposed_ms", "hidden_fraction", "interference",
-                   "efficiency")
-PERCENT_METRICS = ("hidden_fraction", "efficiency")
-# Suffix pairs that give an interval around a metric's median, in order of preference.
-INTERVAL_SUFFIXES = (("_ci_low", "_ci_high"), ("_p10", "_p90"))
 
 
 def num(value: Any) -> float | None:
@@ -91,11 +85,6 @@ def format_percent(value: Any) -> str:
     if v is None or math.isnan(v):
         return "—"
     return f"{100 * v:.0f}%"
-
-
-def metric_formatter(name: str) -> Any:
-    """Fractions as percentages, everything else as a compact number."""
-    return format_percent if name in PERCENT_METRICS else format_float
 
 
 def display_id(result: CaseResult) -> str:
@@ -189,37 +178,6 @@ def trim_traceback(tb: str, max_lines: int = 30) -> str:
     return "\n".join([f"… {len(lines) - max_lines} earlier lines trimmed …"] + lines[-max_lines:])
 
 
-def metric_interval(metrics: Mapping[str, Any] | None, name: str
-                    ) -> tuple[float | None, float | None, float | None]:
-    """(median, low, high) of an overlap metric; low/high from ``_ci_low``/``_ci_high``,
-    else ``_p10``/``_p90``, else None."""
-    if not metrics:
-        return None, None, None
-    med = num(metrics.get(name))
-    for lo_s, hi_s in INTERVAL_SUFFIXES:
-        lo, hi = num(metrics.get(name + lo_s)), num(metrics.get(name + hi_s))
-        if lo is not None and hi is not None:
-            return med, lo, hi
-    return med, None, None
-
-
-def metric_parts(metrics: Mapping[str, Any] | None, name: str) -> tuple[str | None, str | None]:
-    """("97%", "[93%–99%]"): a metric's median and its interval as text (None if absent)."""
-    med, lo, hi = metric_interval(metrics, name)
-    f = metric_formatter(name)
-    if med is None:
-        return None, None
-    return f(med), (f"[{f(lo)}–{f(hi)}]" if lo is not None and hi is not None else None)
-
-
-def format_metric(metrics: Mapping[str, Any] | None, name: str) -> str:
-    """"12.3 [11.9–13.0]" (median [95 % CI, else p10–p90]); fractions as percentages."""
-    med, interval = metric_parts(metrics, name)
-    if med is None:
-        return "—"
-    return f"{med} {interval}" if interval else med
-
-
 def overlap_results(results: Iterable[CaseResult]) -> list[CaseResult]:
     return [r for r in results if r.metrics]
 
@@ -244,49 +202,6 @@ def devices_line(env: Mapping[str, Any]) -> str:
     for d in devs:
         counts[str(d)] = counts.get(str(d), 0) + 1
     return ", ".join(f"{n}× {d}" if n > 1 else d for d, n in counts.items()) or "—"
-
-
-def result_line(result: CaseResult) -> str:
-    """One plain line per result, nccl-tests style, e.g.
-    ``PASS sinkhorn-uneven[gloo-ws2] 0.31s worst 0.02×tol``."""
-    status = result.status
-    parts = [STATUS_LABEL.get(status, str(status).upper()), result.test_id,
-             format_duration(result.duration_s)]
-    if status == "skip":
-        parts.append(result.skip_reason or "")
-        return " ".join(p for p in parts if p)
-    worst = worst_check(result)
-    if worst is not None:
-        parts.append(f"worst {format_ratio(check_ratio(worst))}")
-        if not worst.passed:
-            where = [worst.name]
-            if worst.comparison:
-                where.append(worst.comparison)
-            if worst.rank is not None:
-                where.append(f"rank {worst.rank}")
-            if worst.index is not None:
-                where.append(index_text(worst.index))
-            loc = " ".join(where)
-            if worst.actual is not None or worst.expected is not None:
-                loc += f": {format_float(worst.actual, 6)} vs {format_float(worst.expected, 6)}"
-            if num(worst.nonfinite):
-                loc += f" ({int(num(worst.nonfinite) or 0)} non-finite)"
-            parts.append(f"({loc})")
-    if result.metrics:
-        if result.extra.get("prototypes") is not None:
-            parts.append(f"K={format_float(result.extra.get('prototypes'))}")
-        for label, name, unit in (("hidden", "hidden_fraction", ""), ("exposed", "exposed_ms", " ms"),
-                                  ("comm", "comm_ms", " ms"), ("bwd", "bwd_ms", " ms")):
-            parts.append(f"{label} {format_metric(result.metrics, name)}{unit}")
-    cause = result.error  # the runtime lists causes first: keep it first on the line
-    errors = sorted(rank_errors(result), key=lambda e: cause is None or (e.rank, e.type) != (
-        cause.rank, cause.type))
-    for e in errors[:3]:
-        exit_ = error_exit(e)
-        msg = (e.message or "").strip().splitlines()
-        parts.append(f"rank {e.rank} {e.type}" + (f" ({exit_})" if exit_ else "")
-                     + (f": {msg[0]}" if msg else ""))
-    return " ".join(parts)
 
 
 def index_text(index: Any) -> str:

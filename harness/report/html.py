@@ -14,6 +14,7 @@ from typing import Any
 
 from . import charts
 from . import sections as sec
+from .baseline import ComparisonSection
 from .fmt import STATUS_LABEL, display_id, overlap_results
 from .model import Report, as_report
 
@@ -216,16 +217,28 @@ def document_html(doc: sec.Document) -> str:
         parts.append(f'<section id="ddp">{titled(doc.ddp)}</section>')
     parts.append(_charts(doc.results))
     warn_html = "".join(f'<p class="warn">⚠ {esc(w)}</p>' for w in h.warnings)
+    return _page(h.verdict, f"{esc(h.title)} <span class=\"muted\">{esc(h.target)}</span>",
+                 warn_html + "".join(parts) + f"<footer>{esc(h.footer)}</footer>")
+
+
+def _page(verdict: sec.Verdict, heading: str, body: str) -> str:
+    """One self-contained page: the heading (HTML), the verdict bar, then ``body``."""
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>dino-harness — {esc(h.verdict.text)}</title><style>{CSS}</style></head><body>"
-        f"<h1>{esc(h.title)} <span class=\"muted\">{esc(h.target)}</span></h1>"
-        f'<div class="verdict {esc(h.verdict.status)}">{esc(h.verdict.text)}</div>{warn_html}'
-        + "".join(parts)
-        + f"<footer>{esc(h.footer)}</footer></body></html>\n"
+        f"<title>dino-harness — {esc(verdict.text)}</title><style>{CSS}</style></head><body>"
+        f"<h1>{heading}</h1>"
+        f'<div class="verdict {esc(verdict.status)}">{esc(verdict.text)}</div>'
+        f"{body}</body></html>\n"
     )
+
+
+def comparison_html(section: ComparisonSection) -> str:
+    """``compare --format html``: one page, the verdict, then what changed."""
+    body = f'<section id="comparison">{titled(section.table)}</section>' \
+        if section.table is not None else ""
+    return _page(section.verdict, "dino-harness compare", body)
 
 
 def to_html(report: Report | Mapping[str, Any]) -> str:

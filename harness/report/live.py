@@ -33,7 +33,8 @@ from rich.text import Text
 
 from harness.results import CaseResult, summarise
 
-from .fmt import STATUS_STYLE, result_line
+from .fmt import STATUS_STYLE
+from .line import result_line
 
 
 def in_ci() -> bool:

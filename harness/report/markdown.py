@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from . import sections as sec
+from .baseline import ComparisonSection
 from .fmt import STATUS_LABEL
 from .model import Report, as_report
 
@@ -124,7 +125,7 @@ def document_markdown(doc: sec.Document) -> str:
         for f in doc.failures:
             parts += _failure(f)
     if doc.skips is not None:
-        parts += ["", f"<details><summary>Skipped ({len(doc.skips.rows)})</summary>", "",
+        parts += ["", f"<details><summary>Skipped ({md_escape(doc.skips.note)})</summary>", "",
                   table(doc.skips), "", "</details>"]
     if doc.overlap is not None:
         parts += titled(doc.overlap)
@@ -133,6 +134,15 @@ def document_markdown(doc: sec.Document) -> str:
     if doc.ddp is not None:
         parts += titled(doc.ddp)
     return "\n".join(parts).rstrip() + "\n"
+
+
+def comparison_markdown(section: ComparisonSection) -> str:
+    """``compare --format md``: the verdict as the heading, then what changed."""
+    v = section.verdict
+    parts = [f"## {STATUS_EMOJI.get(v.status, '')} dino-harness compare: {md_escape(v.text)}"]
+    if section.table is not None:
+        parts += titled(section.table)
+    return "\n".join(parts) + "\n"
 
 
 def to_markdown(report: Report | Mapping[str, Any]) -> str:

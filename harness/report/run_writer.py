@@ -21,7 +21,6 @@ import datetime as _dt
 import json
 import os
 import secrets
-import tempfile
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 
 from harness.results import SCHEMA_VERSION, CaseResult, json_safe
 
+from .atomic import fsync_dir, write_atomic
 from .model import TOOL, BenchSection, Report, SelfcheckSection
 
 RESULTS_FILE = "results.jsonl"
@@ -48,42 +48,12 @@ def new_run_id(now: _dt.datetime | None = None) -> str:
     return now.strftime("%Y%m%dT%H%M%S.") + f"{now.microsecond // 1000:03d}Z-" + secrets.token_hex(3)
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def write_json(path: str | os.PathLike[str], report: Report | Mapping[str, Any]) -> Path:
-    """Write ``report`` (typed, or any JSON object) to ``path`` atomically: a temp file in
-    the same folder, fsynced, then ``os.replace``d over ``path``. Readers see the old file
-    or the new one, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``report`` (typed, or any JSON object) to ``path`` atomically and durably
+    (:func:`~harness.report.atomic.write_atomic`): readers see the old file or the new
+    one, never half."""
     data = report.to_json() if isinstance(report, Report) else json_safe(report)
-    text = json.dumps(data, indent=2, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-    return path
+    return write_atomic(path, json.dumps(data, indent=2, allow_nan=False) + "\n", durable=True)
 
 
 def point_latest(report_dir: Path, run_id: str) -> Path:
@@ -105,12 +75,7 @@ def point_latest(report_dir: Path, run_id: str) -> Path:
             tmp.unlink(missing_ok=True)
         except OSError:
             pass
-        pointer = report_dir / LATEST_FILE
-        fd, t = tempfile.mkstemp(prefix=f".{LATEST_FILE}.", suffix=".tmp", dir=report_dir)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(run_id + "\n")
-        os.replace(t, pointer)
-        return pointer
+        return write_atomic(report_dir / LATEST_FILE, run_id + "\n")
 
 
 class RunWriter:
@@ -138,7 +103,7 @@ class RunWriter:
         self.run_dir.mkdir(parents=True, exist_ok=False)
         write_json(self.run_dir / META_FILE, self._meta())
         self._jsonl = open(self.run_dir / RESULTS_FILE, "a", encoding="utf-8")  # noqa: SIM115
-        _fsync_dir(self.run_dir)
+        fsync_dir(self.run_dir)
         point_latest(self.report_dir, self.run_id)
 
     @property

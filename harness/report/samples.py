@@ -97,8 +97,8 @@ def sample_results() -> list[CaseResult]:
             "exposed_ms": exposed, "exposed_ms_p10": exposed * 0.6, "exposed_ms_p90": exposed * 1.5,
             "hidden_fraction": hidden, "hidden_fraction_p10": max(hidden - 0.04, 0),
             "hidden_fraction_p90": min(hidden + 0.02, 1),
-            "interference": 1.0 + (1 - hidden) * 0.3, "interference_p10": 1.0,
-            "interference_p90": 1.0 + (1 - hidden) * 0.5,
+            "interference": (1 - hidden) * 0.3, "interference_p10": 0.0,
+            "interference_p90": (1 - hidden) * 0.5,
             "efficiency": hidden * 0.98, "efficiency_p10": hidden * 0.9,
             "efficiency_p90": min(hidden * 1.02, 1),
         }

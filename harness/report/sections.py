@@ -12,13 +12,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from harness.outcome import FAILURE_TEXT
 from harness.results import CaseResult, Check
 
 from .fmt import (
-    OVERLAP_METRICS,
     STATUS_LABEL,
     STATUS_ORDER,
     check_ratio,
@@ -30,7 +29,6 @@ from .fmt import (
     format_ratio,
     index_text,
     max_ratio,
-    metric_parts,
     num,
     overlap_results,
     rank_errors,
@@ -38,6 +36,7 @@ from .fmt import (
     trim_traceback,
     worst_ratio,
 )
+from .metrics import Metric, metric, metric_parts
 from .model import FaultOutcome, Report
 
 SELFCHECK_TARGET = "selfcheck_target"  # a selfcheck result's extra field: "reference" or a fault
@@ -74,15 +73,23 @@ def cell(value: Any, tone: str = "") -> Cell:
     return Cell((Span("—" if value is None or value == "" else str(value), tone),))
 
 
+Row = TypeVar("Row")
+
+
 @dataclass(frozen=True)
-class Column:
+class Column(Generic[Row]):
+    """A table column that owns its cells: how a row's value is read and formatted, so a
+    table is its columns applied to its row objects, never a tuple kept in step."""
+
     name: str
+    read: Callable[[Row], Cell] = field(repr=False, compare=False)
     unit: str = ""  # after the value in a one-line layout ("comm 4.2 ms")
     numeric: bool = False  # right-aligned
     short: str | None = None  # the header where space is short
     dim: bool = False
     optional: bool = False  # may be dropped where space is short
     long: bool = False  # free text: a column in Markdown, a line under the table elsewhere
+    key: bool = False  # names the row beside the first column: kept whole where room allows
 
     @property
     def header(self) -> str:
@@ -97,16 +104,31 @@ class Column:
         """The name before a value in a one-line layout."""
         return self.short or self.name
 
+    def cell(self, row: Row) -> Cell:
+        return self.read(row)
+
 
 @dataclass(frozen=True)
 class TableData:
     key: str  # a stable name: the HTML class, a test's handle
     title: str
-    columns: tuple[Column, ...]
-    rows: tuple[tuple[Cell, ...], ...]
+    columns: tuple[Column[Any], ...]
+    rows: tuple[tuple[Cell, ...], ...]  # one cell per column, made by the column
     note: str = ""  # what the numbers are, beside the title
     caption: str = ""  # under the table
     tone: str = ""  # of the title
+
+    @classmethod
+    def of(cls, key: str, title: str, columns: Sequence[Column[Row]], items: Iterable[Row],
+           **kw: Any) -> TableData:
+        """The table of ``items``: each row is every column's cell of one item."""
+        return cls(key, title, tuple(columns),
+                   tuple(tuple(c.cell(item) for c in columns) for item in items), **kw)
+
+
+def text_cell(value: str | None) -> Cell:
+    """Free text, empty when there is none (a long column's cell)."""
+    return Cell((Span(value),)) if value else Cell()
 
 
 def ratio_tone(ratio: float | None) -> str:
@@ -227,12 +249,6 @@ def header(report: Report) -> Header:
 
 # ------------------------------------------------------------------------ kind tables
 
-KIND_COLUMNS = (Column("case"), Column("world sizes", short="ws", numeric=True),
-                Column("backend"), Column("verdict"),
-                Column("worst err/tol", short="err/tol", numeric=True),
-                Column("time", numeric=True, dim=True, optional=True))
-
-
 def _grouped(results: Iterable[CaseResult]) -> list[list[CaseResult]]:
     """Results per (case, backend), in order of first appearance, by world size."""
     rows: dict[tuple[str, str], list[CaseResult]] = {}
@@ -251,49 +267,58 @@ def _status_parts(runs: Sequence[CaseResult]) -> list[tuple[str, str]]:
         [(s, ",".join(v)) for s, v in by.items() if s not in STATUS_ORDER]
 
 
-def kind_row(runs: Sequence[CaseResult]) -> tuple[Cell, ...]:
-    """One (case, backend) over its world sizes: a verdict per world size when they
-    differ, the worst ratio over them, their total time."""
-    sizes = ",".join(dict.fromkeys(str(r.world_size) for r in runs))
-    mixed = len({r.status for r in runs}) > 1
-    return (cell(runs[0].case), cell(sizes), cell(runs[0].backend),
-            status_cell(_status_parts(runs), mixed),
-            ratio_cell(max_ratio(worst_ratio(r) for r in runs)),
-            cell(format_duration(sum(num(r.duration_s) or 0.0 for r in runs)), "dim"))
+def _sizes(runs: Sequence[CaseResult]) -> str:
+    return ",".join(dict.fromkeys(str(r.world_size) for r in runs))
+
+
+# A row is one (case, backend) over its world sizes: a verdict per world size when they
+# differ, the worst ratio over them, their total time.
+KIND_COLUMNS: tuple[Column[Sequence[CaseResult]], ...] = (
+    Column("case", lambda runs: cell(runs[0].case)),
+    Column("world sizes", lambda runs: cell(_sizes(runs)), short="ws", numeric=True),
+    Column("backend", lambda runs: cell(runs[0].backend)),
+    Column("verdict", lambda runs: status_cell(_status_parts(runs),
+                                               len({r.status for r in runs}) > 1)),
+    Column("worst err/tol", lambda runs: ratio_cell(max_ratio(worst_ratio(r) for r in runs)),
+           short="err/tol", numeric=True),
+    Column("time", lambda runs: cell(format_duration(sum(num(r.duration_s) or 0.0
+                                                         for r in runs)), "dim"),
+           numeric=True, dim=True, optional=True))
 
 
 def kind_tables(report: Report) -> list[TableData]:
     by_kind: dict[str, list[CaseResult]] = {}
     for r in shown_results(report):
         by_kind.setdefault(r.kind, []).append(r)
-    return [TableData("results", kind, KIND_COLUMNS, tuple(kind_row(g) for g in _grouped(rs)))
+    return [TableData.of("results", kind, KIND_COLUMNS, _grouped(rs))
             for kind, rs in by_kind.items()]
 
 
 # --------------------------------------------------------------------------- failures
 
-CHECK_COLUMNS = (Column("check"), Column("category"), Column("comparison"),
-                 Column("rank", numeric=True),
-                 Column("index"), Column("actual", numeric=True),
-                 Column("expected", numeric=True), Column("abs err", numeric=True),
-                 Column("rel err", numeric=True), Column("tol", numeric=True),
-                 Column("err/tol", numeric=True), Column("non-finite", numeric=True),
-                 Column("detail", long=True))
+def _nonfinite(c: Check) -> Cell:
+    n = int(num(c.nonfinite) or 0)
+    return cell(n, "bad" if n else "dim")
 
 
-def check_row(c: Check) -> tuple[Cell, ...]:
-    nonfinite = int(num(c.nonfinite) or 0)
-    return (cell(c.name, "strong"), cell(c.category or "", "bad" if c.category else "dim"),
-            cell(c.comparison), cell("all" if c.rank is None else c.rank),
-            cell(index_text(c.index)), cell(format_float(c.actual, 6)),
-            cell(format_float(c.expected, 6)), cell(format_float(c.max_abs_err)),
-            cell(format_float(c.max_rel_err)), cell(format_float(c.tolerance)),
-            ratio_cell(check_ratio(c)), cell(nonfinite, "bad" if nonfinite else "dim"),
-            Cell((Span(c.detail),)) if c.detail else Cell())
+CHECK_COLUMNS: tuple[Column[Check], ...] = (
+    Column("check", lambda c: cell(c.name, "strong")),
+    Column("category", lambda c: cell(c.category or "", "bad" if c.category else "dim")),
+    Column("comparison", lambda c: cell(c.comparison)),
+    Column("rank", lambda c: cell("all" if c.rank is None else c.rank), numeric=True),
+    Column("index", lambda c: cell(index_text(c.index))),
+    Column("actual", lambda c: cell(format_float(c.actual, 6)), numeric=True),
+    Column("expected", lambda c: cell(format_float(c.expected, 6)), numeric=True),
+    Column("abs err", lambda c: cell(format_float(c.max_abs_err)), numeric=True),
+    Column("rel err", lambda c: cell(format_float(c.max_rel_err)), numeric=True),
+    Column("tol", lambda c: cell(format_float(c.tolerance)), numeric=True),
+    Column("err/tol", lambda c: ratio_cell(check_ratio(c)), numeric=True),
+    Column("non-finite", _nonfinite, numeric=True),
+    Column("detail", lambda c: text_cell(c.detail), long=True))
 
 
 def checks_table(checks: Sequence[Check]) -> TableData:
-    return TableData("checks", "failing checks", CHECK_COLUMNS, tuple(check_row(c) for c in checks))
+    return TableData.of("checks", "failing checks", CHECK_COLUMNS, checks)
 
 
 @dataclass(frozen=True)
@@ -353,29 +378,33 @@ def failures(report: Report) -> list[FailureItem]:
     return [failure_item(r) for status in ("fail", "error") for r in shown if r.status == status]
 
 
+def folded_ids(results: Sequence[CaseResult]) -> str:
+    """Test ids with a case's world sizes folded into one: ``cls[gloo-ws1,2,3]``."""
+    return ", ".join(f"{g[0].case}[{g[0].backend}-ws{_sizes(g)}]" for g in _grouped(results))
+
+
+SkipGroup = tuple[str, Sequence[CaseResult]]  # a reason and the results skipped for it
+
+SKIP_COLUMNS: tuple[Column[SkipGroup], ...] = (
+    Column("reason", lambda g: cell(g[0])),
+    Column("count", lambda g: cell(len(g[1])), numeric=True),
+    Column("cases", lambda g: cell(folded_ids(g[1]))))
+
+
 def skips(report: Report) -> TableData | None:
-    rows = tuple((cell(r.test_id), cell(r.skip_reason)) for r in shown_results(report)
-                 if r.status == "skip")
-    if not rows:
+    """One row per distinct reason: how many cases it skipped, and which."""
+    by_reason: dict[str, list[CaseResult]] = {}
+    for r in shown_results(report):
+        if r.status == "skip":
+            by_reason.setdefault(r.skip_reason or "", []).append(r)
+    if not by_reason:
         return None
-    return TableData("skipped", "skipped", (Column("case"), Column("reason")), rows,
-                     tone="skip")
+    n = sum(len(rs) for rs in by_reason.values())
+    return TableData.of("skipped", "skipped", SKIP_COLUMNS, by_reason.items(),
+                        note=f"{n} case{'s' if n != 1 else ''}, by reason", tone="skip")
 
 
 # ---------------------------------------------------------------------------- overlap
-
-def _metric_column(name: str) -> Column:
-    base = {"comm_ms": ("comm", "ms", None), "bwd_ms": ("bwd", "ms", None),
-            "exposed_ms": ("exposed", "ms", None), "hidden_fraction": ("hidden", "", None),
-            "interference": ("interference", "", "interf."),
-            "efficiency": ("efficiency", "", "effic.")}[name]
-    return Column(base[0], unit=base[1], numeric=True, short=base[2])
-
-
-OVERLAP_COLUMNS = (Column("case"), Column("ws", numeric=True), Column("K", numeric=True),
-                   *(_metric_column(m) for m in OVERLAP_METRICS), Column("hidden vs exposed"))
-OVERLAP_NOTE = "median [95 % CI, else p10–p90]"
-
 
 def metric_cell(metrics: Mapping[str, Any] | None, name: str) -> Cell:
     med, interval = metric_parts(metrics, name)
@@ -390,15 +419,32 @@ def bar_cell(metrics: Mapping[str, Any] | None) -> Cell:
     return Cell((Span(med or ""),), bar=min(max(frac, 0.0), 1.0))
 
 
+def metric_column(m: Metric, read: Callable[[Row], Cell]) -> Column[Row]:
+    """A metric's column: its label, unit and short header from the registry."""
+    return Column(m.label, read, unit=m.unit, numeric=True, short=m.short)
+
+
+def _overlap_metric(name: str) -> Column[CaseResult]:
+    return metric_column(metric(name), lambda r: metric_cell(r.metrics, name))
+
+
+OVERLAP_COLUMNS: tuple[Column[CaseResult], ...] = (
+    Column("case", lambda r: cell(f"{r.case}[{r.backend}]")),
+    Column("ws", lambda r: cell(r.world_size), numeric=True),
+    Column("K", lambda r: cell(format_float(r.extra.get("prototypes"))), numeric=True),
+    *(_overlap_metric(name) for name in ("comm_ms", "bwd_ms", "exposed_ms", "hidden_fraction",
+                                         "interference", "efficiency")),
+    Column("hidden vs exposed", lambda r: bar_cell(r.metrics)))
+OVERLAP_NOTE = "median [95 % CI, else p10–p90]"
+
+
 def overlap_table(results: Sequence[CaseResult]) -> TableData | None:
-    rows = tuple((cell(f"{r.case}[{r.backend}]"), cell(r.world_size),
-                  cell(format_float(r.extra.get("prototypes"))),
-                  *(metric_cell(r.metrics, m) for m in OVERLAP_METRICS), bar_cell(r.metrics))
-                 for r in overlap_results(results))
-    if not rows:
+    shown = overlap_results(results)
+    if not shown:
         return None
-    return TableData("overlap", "Overlap", OVERLAP_COLUMNS, rows, note=OVERLAP_NOTE,
-                     caption="bar: hidden (green) / exposed (red) share of the center all-reduce")
+    return TableData.of("overlap", "Overlap", OVERLAP_COLUMNS, shown, note=OVERLAP_NOTE,
+                        caption="bar: hidden (green) / exposed (red) share of the center "
+                                "all-reduce")
 
 
 @dataclass(frozen=True)
@@ -432,11 +478,6 @@ def overlap_notes(results: Sequence[CaseResult]) -> list[Note]:
     return out
 
 
-DDP_METRICS = (("bwd_ms", "bwd ms", False), ("comm_ms", "comm ms", False),
-               ("exposed_ms", "exposed ms", False), ("hidden_fraction", "hidden", True),
-               ("interference", "interference", True), ("efficiency", "efficiency", True))
-
-
 def ddp_pairs(results: Sequence[CaseResult]) -> list[tuple[CaseResult, CaseResult]]:
     """(plain, ddp) result pairs of the same case, backend and world size."""
     plain = {(r.case, r.backend, r.world_size): r for r in results
@@ -450,13 +491,24 @@ def ddp_pairs(results: Sequence[CaseResult]) -> list[tuple[CaseResult, CaseResul
     return pairs
 
 
-def _change(a: CaseResult, b: CaseResult, key: str, pct: bool) -> str:
-    def f(v: float | None) -> str:
-        if v is None or math.isnan(v):
-            return "—"
-        return f"{v:.0%}" if pct else f"{v:.3g}"
+DdpPair = tuple[CaseResult, CaseResult]  # (plain, ddp)
 
-    return f"{f(num((a.metrics or {}).get(key)))} → {f(num((b.metrics or {}).get(key)))}"
+
+def _ddp_metric(name: str) -> Column[DdpPair]:
+    m = metric(name)
+
+    def change(pair: DdpPair) -> Cell:
+        plain, ddp = ((r.metrics or {}).get(name) for r in pair)
+        return cell(f"{m.format(plain)} → {m.format(ddp)}")
+
+    return metric_column(m, change)
+
+
+DDP_COLUMNS: tuple[Column[DdpPair], ...] = (
+    Column("case", lambda pair: cell(pair[0].case)),
+    Column("ws", lambda pair: cell(pair[0].world_size), numeric=True),
+    *(_ddp_metric(name) for name in ("bwd_ms", "comm_ms", "exposed_ms", "hidden_fraction",
+                                     "interference", "efficiency")))
 
 
 def ddp_table(results: Sequence[CaseResult]) -> TableData | None:
@@ -465,22 +517,12 @@ def ddp_table(results: Sequence[CaseResult]) -> TableData | None:
     pairs = ddp_pairs(results)
     if not pairs:
         return None
-    columns = (Column("case"), Column("ws", numeric=True),
-               *(Column(header, numeric=True) for _, header, _ in DDP_METRICS))
-    rows = tuple((cell(base.case), cell(base.world_size),
-                  *(cell(_change(base, d, key, pct)) for key, _, pct in DDP_METRICS))
-                 for base, d in pairs)
-    return TableData("ddp", "DDP vs plain (plain → ddp)", columns, rows,
-                     note="the center all-reduce sharing the group with the gradient buckets")
+    return TableData.of("ddp", "DDP vs plain (plain → ddp)", DDP_COLUMNS, pairs,
+                        note="the center all-reduce sharing the group with the gradient "
+                             "buckets")
 
 
 # ------------------------------------------------------------------------- bench pool
-
-POOL_COLUMNS = (Column("ws", numeric=True), Column("pool start s", numeric=True),
-                Column("cold start s", numeric=True), Column("warm case ms", numeric=True),
-                Column("spawn case ms", numeric=True), Column("ratio", numeric=True),
-                Column("targets", numeric=True))
-
 
 def _g(v: Any) -> str:
     x = num(v)
@@ -493,6 +535,40 @@ def _spread(row: Mapping[str, Any], prefix: str) -> str:
     return f"{_g(row.get(prefix + '_median'))} [{_g(row.get(prefix + '_p10'))}–{_g(row.get(prefix + '_p90'))}]"
 
 
+PoolRow = tuple[Any, Mapping[str, Any]]  # a world size and what the bench measured at it
+
+
+def _measured(read: Callable[[Mapping[str, Any]], Cell]) -> Callable[[PoolRow], Cell]:
+    """A figure of a world size the bench ran; empty where it was skipped."""
+    return lambda wr: Cell() if "skipped" in wr[1] else read(wr[1])
+
+
+def _pool_start(wr: PoolRow) -> Cell:
+    """The first figure, or why the world size was skipped."""
+    if "skipped" in wr[1]:
+        return cell(f"skipped: {wr[1]['skipped']}", "warn")
+    return cell(_g(wr[1].get("pool_start_s")))
+
+
+def _met(row: Mapping[str, Any]) -> Cell:
+    ok = row.get("meets_targets")
+    return cell("met" if ok else "missed", "ok" if ok else "bad")
+
+
+POOL_COLUMNS: tuple[Column[PoolRow], ...] = (
+    Column("ws", lambda wr: cell(wr[0]), numeric=True),
+    Column("pool start s", _pool_start, numeric=True),
+    Column("cold start s", _measured(lambda row: cell(_g(row.get("pool_start_cold_s")))),
+           numeric=True),
+    Column("warm case ms", _measured(lambda row: cell(_spread(row, "warm_case_ms"))),
+           numeric=True),
+    Column("spawn case ms", _measured(lambda row: cell(_spread(row, "spawn_case_ms"))),
+           numeric=True),
+    Column("ratio", _measured(lambda row: cell(f"{_g(row.get('spawn_over_warm_ratio'))}×")),
+           numeric=True),
+    Column("targets", _measured(_met), numeric=True))
+
+
 def pool_table(report: Report) -> TableData | None:
     """``bench pool``: per world size, pool start, warm case vs spawn-per-case, the targets."""
     bench = report.bench
@@ -500,29 +576,30 @@ def pool_table(report: Report) -> TableData | None:
         return None
     info = bench.extra
     targets = info.get("targets") or {}
-    rows = []
-    for ws, row in bench.world_sizes.items():
-        if "skipped" in row:
-            rows.append((cell(ws), cell(f"skipped: {row['skipped']}", "warn"),
-                         *(Cell() for _ in range(5))))
-            continue
-        ok = row.get("meets_targets")
-        rows.append((cell(ws), cell(_g(row.get("pool_start_s"))),
-                     cell(_g(row.get("pool_start_cold_s"))), cell(_spread(row, "warm_case_ms")),
-                     cell(_spread(row, "spawn_case_ms")),
-                     cell(f"{_g(row.get('spawn_over_warm_ratio'))}×"),
-                     cell("met" if ok else "missed", "ok" if ok else "bad")))
-    return TableData(
+    return TableData.of(
         "pool", f"warm pool vs spawn-per-case ({info.get('backend', 'gloo')}); zygote boot "
-        f"{info.get('zygote_boot_measured_s', '?')} s", POOL_COLUMNS, tuple(rows),
+        f"{info.get('zygote_boot_measured_s', '?')} s", POOL_COLUMNS, bench.world_sizes.items(),
         caption=f"targets: warm case ≤ {targets.get('warm_case_ms_median_max', '?')} ms, "
                 f"ratio ≥ {targets.get('spawn_over_warm_ratio_min', '?')}× at 2 ranks")
 
 
 # -------------------------------------------------------------------------- selfcheck
 
-SELFCHECK_COLUMNS = (Column("target"), Column("bug"), Column("verdict"),
-                     Column("caught by (first cases)"), Column("diagnosis", long=True))
+@dataclass(frozen=True)
+class SelfcheckRow:
+    """The reference, one planted fault, or the overlap controls."""
+
+    target: Cell
+    bug: Cell
+    verdict: Cell
+    where: Cell
+    diagnosis: Cell = Cell()
+
+
+SELFCHECK_COLUMNS: tuple[Column[SelfcheckRow], ...] = (
+    Column("target", lambda r: r.target), Column("bug", lambda r: r.bug),
+    Column("verdict", lambda r: r.verdict), Column("caught by (first cases)", lambda r: r.where),
+    Column("diagnosis", lambda r: r.diagnosis, long=True))
 
 
 def diagnosis_cell(f: FaultOutcome) -> Cell:
@@ -545,9 +622,9 @@ def selfcheck_table(report: Report) -> TableData | None:
     if sc is None:
         return None
     alarms = sc.false_alarms
-    rows = [(cell(REFERENCE), cell("must pass"),
-             cell("FALSE ALARM", "bad") if alarms else cell("PASS", "ok"),
-             cell(", ".join(alarms[:6]) or f"{sc.reference_cases} cases passed"), Cell())]
+    rows = [SelfcheckRow(cell(REFERENCE), cell("must pass"),
+                         cell("FALSE ALARM", "bad") if alarms else cell("PASS", "ok"),
+                         cell(", ".join(alarms[:6]) or f"{sc.reference_cases} cases passed"))]
     for f in sc.faults:
         caught = [c.case for c in f.caught_by]
         verdict_ = cell(f"caught by {len(caught)}/{f.cases_run}", "ok") if caught \
@@ -555,15 +632,17 @@ def selfcheck_table(report: Report) -> TableData | None:
         where = ", ".join(caught[:4]) + (" ..." if len(caught) > 4 else "")
         if f.failed_otherwise:
             where += ("; " if where else "") + f"failed otherwise: {len(f.failed_otherwise)}"
-        rows.append((cell(f.name), cell(f.description), verdict_, cell(where), diagnosis_cell(f)))
+        rows.append(SelfcheckRow(cell(f.name), cell(f.description), verdict_, cell(where),
+                                 diagnosis_cell(f)))
     c = sc.overlap_controls
     if c:
         text = "skipped" if c.get("skipped") else "told apart" if c.get("passed") else "NOT TOLD APART"
         tone = "dim" if c.get("skipped") else "ok" if c.get("passed") else "bad"
-        rows.append((cell("overlap controls"), cell("fake-async update_center vs the reference"),
-                     cell(text, tone), cell(c.get("text")), Cell()))
-    return TableData("selfcheck", "selfcheck: every planted fault must be caught",
-                     SELFCHECK_COLUMNS, tuple(rows))
+        rows.append(SelfcheckRow(cell("overlap controls"),
+                                 cell("fake-async update_center vs the reference"),
+                                 cell(text, tone), cell(c.get("text"))))
+    return TableData.of("selfcheck", "selfcheck: every planted fault must be caught",
+                        SELFCHECK_COLUMNS, rows)
 
 
 # ---------------------------------------------------------------------------- document

@@ -219,4 +219,7 @@ def test_compare_gates_a_real_run_against_its_baseline(tmp_path):
     assert "centering-small-uneven" in gate.stdout
     fixed = harness("compare", str(base), str(new))
     assert fixed.returncode == 0 and "centering-small-uneven" in fixed.stdout
+    md = harness("compare", str(new), str(base), "--format", "md")
+    assert md.returncode == 1 and md.stdout.startswith("## ❌ dino-harness compare: REGRESSED")
+    assert "| NEW FAILURE | centering-small-uneven\\[gloo-ws2\\] |" in md.stdout
     assert harness("compare", str(base), str(tmp_path / "missing.json")).returncode == 2

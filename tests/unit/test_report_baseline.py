@@ -6,9 +6,10 @@ import copy
 import json
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
-from harness.report import compare_command, compare_reports, render_comparison
+from harness.report import compare_command, compare_reports, comparison_section, render_comparison
 from harness.report.baseline import NO_INTERVAL_REL_TOL
 from harness.report.samples import sample_report
 from harness.results import CaseResult, summarise
@@ -145,3 +146,60 @@ def test_overlap_sweep_is_matched_per_k() -> None:
     assert cmp.matched == len(base["results"])
     assert [r.key for r in cmp.regressions] == [("overlap-center-allreduce", "gloo", 2, "K=4096")]
     assert "overlap-center-allreduce[gloo-ws2] K=4096" in _text(cmp)
+
+
+def _regressed() -> tuple[dict, dict]:
+    base = sample_report()
+    new = copy.deepcopy(base)
+    _find(new, "cls-loss-uneven", 2)["status"] = "fail"
+    m = _find(new, "overlap-center-allreduce", 2, prototypes=4096)["metrics"]
+    m.update(hidden_fraction=0.2, hidden_fraction_p10=0.15, hidden_fraction_p90=0.25)
+    new["summary"] = summarise([CaseResult.from_json(r) for r in new["results"]])
+    return new, base
+
+
+def test_the_comparison_renders_in_every_format() -> None:
+    """One section (table + verdict line); console, Markdown and HTML show the same rows."""
+    from harness.report.console import comparison_renderable
+    from harness.report.html import comparison_html
+    from harness.report.markdown import comparison_markdown, md_escape
+
+    section = comparison_section(compare_reports(*_regressed()))
+    assert section.table is not None and section.verdict.status == "fail"
+    assert [row[0].text for row in section.table.rows] == [
+        "NEW FAILURE", "REGRESSION", "still failing", "still failing", "still failing"]
+    console = Console(record=True, width=160, file=open("/dev/null", "w"))  # noqa: SIM115
+    console.print(comparison_renderable(section))
+    md, page = comparison_markdown(section), comparison_html(section)
+    out = console.export_text()
+    for text in ("NEW FAILURE", "REGRESSION", "93% [89%–95%]", "20% [15%–25%]",
+                 "hidden_fraction lower, beyond both intervals", "REGRESSED — 1 new failures"):
+        assert text in out and text in page, text
+        assert md_escape(text) in md, text
+    assert "| NEW FAILURE | cls-loss-uneven\\[gloo-ws2\\] | ✅ PASS | ❌ FAIL | worst 0.09×tol |" in md
+    assert md.startswith("## ❌ dino-harness compare: REGRESSED")
+    assert '<table class="comparison">' in page and '<div class="verdict fail">' in page
+    assert "<script" not in page.lower() and "Content-Security-Policy" in page
+
+
+def test_an_unchanged_comparison_is_its_verdict_alone() -> None:
+    report = sample_report()
+    report["results"] = [r for r in report["results"] if r["status"] == "pass"]
+    section = comparison_section(compare_reports(report, report))
+    assert section.table is None and section.verdict.status == "pass"
+    assert _text(compare_reports(report, report)).strip().startswith("✔ NO REGRESSION")
+
+
+@pytest.mark.parametrize("fmt, marker", [("md", "## ❌ dino-harness compare: REGRESSED"),
+                                         ("html", '<div class="verdict fail">')])
+def test_compare_command_formats(tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str,
+                                 marker: str) -> None:
+    new, base = _regressed()
+    newp, basep = tmp_path / "new.json", tmp_path / "base.json"
+    newp.write_text(json.dumps(new))
+    basep.write_text(json.dumps(base))
+    assert compare_command(newp, basep, fmt) == 1
+    out = capsys.readouterr().out
+    assert marker in out and "cls-loss-uneven" in out
+    assert compare_command(basep, basep, fmt) == 0
+    assert compare_command(newp, basep, "pdf") == 2
