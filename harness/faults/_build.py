@@ -29,7 +29,10 @@ def seed_api(variant: Variant = REFERENCE, *,
             self.ibot_patch_loss = iBOTPatchLoss(patch.student_temp,
                                                  process_group=patch.process_group)
 
-    for cls in (DINOv1Loss, iBOTPatchLoss, DINOv2Loss):
+    class iBOTPatchCenter(reference.iBOTPatchCenter):  # noqa: N801 - the kinds' name
+        pass
+
+    for cls in (DINOv1Loss, iBOTPatchLoss, DINOv2Loss, iBOTPatchCenter):
         cls.variant = variant
     return {
         "DINO_HARNESS_CONTRACTS": reference.DINO_HARNESS_CONTRACTS,
@@ -38,6 +41,7 @@ def seed_api(variant: Variant = REFERENCE, *,
         "DINOv1Loss": DINOv1Loss,
         "iBOTPatchLoss": iBOTPatchLoss,
         "DINOv2Loss": DINOv2Loss,
+        "iBOTPatchCenter": iBOTPatchCenter,
     }
 
 

@@ -15,7 +15,7 @@ from typing import Literal
 
 @dataclass(frozen=True)
 class Variant:
-    # -- centering: update_center / apply_center_update ---------------------------------
+    # -- centering: update_center / apply_center_update, of both heads (CLS, iBOT patch) --
     center_all_reduce: bool = True
     """False: each rank centers on its own shard's statistics."""
     center_divisor: Literal["global_rows", "local_rows", "mean_of_means"] = "global_rows"

@@ -13,6 +13,7 @@ from harness.losses import (
     DINOv1Loss,
     DINOv2Loss,
     cross_entropy_loss,
+    iBOTPatchCenter,
     iBOTPatchLoss,
     sinkhorn_knopp,
 )
@@ -218,6 +219,27 @@ def test_no_center_is_plain_softmax():
                                atol=1e-6)
 
 
+# -- the iBOT patch head's center ---------------------------------------------------------
+
+
+def test_patch_center_is_the_cls_centers_mechanism_on_masked_tokens():
+    rng = _rng(23)
+    steps = [rng.normal(size=(m, 24)) + i for i, m in enumerate([7, 3, 11])]
+    patch, cls = iBOTPatchCenter(center_momentum=0.8), DINOv1Loss(center_momentum=0.8)
+    for step, tokens in enumerate(steps):
+        probs = patch.softmax_center_teacher(_as_torch(tokens), 0.04)
+        used = golden.centers_used(steps, 0.8)[step]
+        np.testing.assert_allclose(probs.numpy(), golden.softmax_center(tokens, used, 0.04), atol=2e-5)
+        cls.softmax_center_teacher(_as_torch(tokens), 0.04)
+        patch.update_center(_as_torch(tokens))
+        cls.update_center(_as_torch(tokens))
+    patch.apply_center_update()
+    cls.apply_center_update()
+    np.testing.assert_allclose(patch.center.numpy()[0], golden.center_sequence(steps, 0.8)[-1],
+                               rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(patch.center, cls.center, rtol=0, atol=0)
+
+
 # -- bad input ----------------------------------------------------------------------------------
 
 BAD_INPUTS = [
@@ -237,6 +259,7 @@ BAD_INPUTS = [
     ("ibot 3-D", lambda: iBOTPatchLoss()(torch.zeros(1, 3, 4), torch.zeros(1, 3, 4)), "student_patch_logits"),
     ("ce shapes", lambda: cross_entropy_loss(torch.zeros(3, 4), torch.zeros(3, 5), 0.1), r"\(3, 5\)"),
     ("momentum", lambda: DINOv1Loss(center_momentum=1.5), "center_momentum"),
+    ("patch center momentum", lambda: iBOTPatchCenter(center_momentum=-0.1), "center_momentum"),
     ("patch half given", lambda: DINOv2Loss()(torch.zeros(2, 2, 4), torch.zeros(2, 2, 4), torch.zeros(3, 4)), "both"),
 ]
 
