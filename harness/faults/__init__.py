@@ -102,6 +102,11 @@ FAULTS: dict[str, Fault] = {
         ("ibot", "dinov2"),
         Variant(ibot_normalisation="local_mean"),
     ),
+    "ibot_masked_local_images": Fault(
+        "The masked iBOT loss is divided by this rank's image count, as DINOv2's forward_masked does.",
+        ("ibot_masked",),
+        Variant(ibot_masked_normalisation="local_images"),
+    ),
 }
 
 

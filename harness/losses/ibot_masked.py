@@ -81,6 +81,8 @@ class iBOTMaskedPatchLoss(nn.Module):  # noqa: N801 - the name the ibot_masked k
             )
         total = (per_patch * weights).sum()
         images = student_masks_flat.shape[0]
+        if self.variant.ibot_masked_normalisation == "local_images":
+            return total / images  # DINOv2's: 0/0 on a rank without images
         global_images = _dist.global_count(images, per_patch.device, self.process_group)
         if global_images == 0:
             return total * 0.0

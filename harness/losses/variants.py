@@ -54,6 +54,11 @@ class Variant:
     global one (wrong with uneven shards)."""
     ibot_normalisation: Literal["global_count", "local_mean"] = "global_count"
     """"local_mean": the mean over this rank's masked patches (0/0 on a rank with none)."""
+    ibot_masked_normalisation: Literal["global_images", "local_images"] = "global_images"
+    """How the masked iBOT loss (``forward_masked``) divides its per-image weighted sum:
+    by the global image count, scaled by the world size (exact); or, as DINOv2 and DINOv3
+    do, by this rank's image count (wrong with uneven images per rank, 0/0 on a rank
+    with none)."""
 
 
 REFERENCE = Variant()

@@ -4,7 +4,8 @@ the dinov2 style, which --api auto picks). (The reference passes all of it:
 tests/dist/test_catalogue.py.)
 
 DINOv2 divides each rank's loss by its LOCAL image count: right with equal images per
-rank (its training), a distributed bug with uneven ones -- and only there.
+rank (its training), a distributed bug with uneven ones -- and only there, where the
+diagnosis names it.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ def test_uneven_images_per_rank_fail_as_distributed(name: str, world_size: int, 
         assert by_key[(quantity, "single_vs_oracle")].passed  # one process is right
     failed = {key for key, check in by_key.items() if not check.passed}
     assert failed == {("loss", "dist_vs_single"), ("grad_patch", "dist_vs_single")}
+    assert result.extra["mistakes"] == ["ibot_masked_local_images"], result.extra.get("diagnosis")
 
 
 @pytest.mark.parametrize("name", UNEVEN)
