@@ -28,27 +28,27 @@ class Fault(NamedTuple):
 FAULTS: dict[str, Fault] = {
     "center_not_all_reduced": Fault(
         "The batch center is never all-reduced: each rank centers on its own shard.",
-        ("centering", "comms"),
+        ("centering", "patch_centering", "comms"),
         Variant(center_all_reduce=False),
     ),
     "center_divisor_no_world": Fault(
         "The all-reduced sum is divided by the local row count: the world size is missing.",
-        ("centering", "comms"),
+        ("centering", "patch_centering", "comms"),
         Variant(center_divisor="local_rows"),
     ),
     "center_mean_of_means": Fault(
         "The center is the mean of per-rank means: wrong whenever shards are uneven.",
-        ("centering", "comms"),
+        ("centering", "patch_centering", "comms"),
         Variant(center_divisor="mean_of_means"),
     ),
     "ema_weights_swapped": Fault(
         "The EMA weights are swapped: center = (1 - m) * center + m * batch_center.",
-        ("centering", "comms"),
+        ("centering", "patch_centering", "comms"),
         Variant(center_ema="swapped"),
     ),
     "center_bf16": Fault(
         "The center is kept in bfloat16.",
-        ("centering", "comms"),
+        ("centering", "patch_centering", "comms"),
         Variant(center_dtype="bfloat16"),
     ),
     "updates_overwrite": Fault(
@@ -101,6 +101,11 @@ FAULTS: dict[str, Fault] = {
         "The iBOT loss is the mean over this rank's masked patches.",
         ("ibot", "dinov2"),
         Variant(ibot_normalisation="local_mean"),
+    ),
+    "ibot_masked_local_images": Fault(
+        "The masked iBOT loss is divided by this rank's image count, as DINOv2's forward_masked does.",
+        ("ibot_masked",),
+        Variant(ibot_masked_normalisation="local_images"),
     ),
 }
 

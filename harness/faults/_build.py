@@ -29,7 +29,13 @@ def seed_api(variant: Variant = REFERENCE, *,
             self.ibot_patch_loss = iBOTPatchLoss(patch.student_temp,
                                                  process_group=patch.process_group)
 
-    for cls in (DINOv1Loss, iBOTPatchLoss, DINOv2Loss):
+    class iBOTMaskedPatchLoss(reference.iBOTMaskedPatchLoss):  # noqa: N801 - the kinds' name
+        pass
+
+    class iBOTPatchCenter(reference.iBOTPatchCenter):  # noqa: N801 - the kinds' name
+        pass
+
+    for cls in (DINOv1Loss, iBOTPatchLoss, DINOv2Loss, iBOTMaskedPatchLoss, iBOTPatchCenter):
         cls.variant = variant
     return {
         "DINO_HARNESS_CONTRACTS": reference.DINO_HARNESS_CONTRACTS,
@@ -38,6 +44,8 @@ def seed_api(variant: Variant = REFERENCE, *,
         "DINOv1Loss": DINOv1Loss,
         "iBOTPatchLoss": iBOTPatchLoss,
         "DINOv2Loss": DINOv2Loss,
+        "iBOTMaskedPatchLoss": iBOTMaskedPatchLoss,
+        "iBOTPatchCenter": iBOTPatchCenter,
     }
 
 

@@ -74,6 +74,9 @@ MISTAKES: tuple[Mistake, ...] = (
     Mistake("ibot_per_rank_mean", "the iBOT loss is the mean over this rank's masked patches "
             "(wrong on uneven counts, 0/0 on a rank with none)", "loss",
             ("ibot_normalisation", "local_mean")),
+    Mistake("ibot_masked_local_images", "the masked iBOT loss is divided by this rank's image "
+            "count, as DINOv2's forward_masked does (wrong on uneven images per rank, 0/0 on a "
+            "rank with none)", "loss", ("ibot_masked_normalisation", "local_images")),
 )
 BY_NAME: dict[str, Mistake] = {m.name: m for m in MISTAKES}
 

@@ -44,6 +44,7 @@ class Flaws(NamedTuple):
     cls_pairs: Literal["off_diagonal", "all"] = "off_diagonal"
     cls_normalisation: Literal["global_batch", "local_batch"] = "global_batch"
     ibot_normalisation: Literal["global_count", "local_mean"] = "global_count"
+    ibot_masked_normalisation: Literal["global_images", "local_images"] = "global_images"
 
 
 CORRECT = Flaws()
@@ -210,3 +211,29 @@ def ibot_local(students: Sequence[F64], teachers: Sequence[F64], temp: float,
         out.append((total * scale, grad * (scale if m else 0.0)))
     return out
 
+
+def ibot_masked_local(students: Sequence[F64], teachers: Sequence[F64], masks: Sequence[np.ndarray],
+                      temp: float, flaws: Flaws = CORRECT) -> list[tuple[float, F64]]:
+    """Every rank's (local masked iBOT loss, its gradient w.r.t. the rank's ``[M_r, K]``
+    patches), ``masks[r]`` the ``[images_r, N]`` masks of the rank's images.
+
+    Each patch weighs ``1 / max(1, masked count of its image)``. Correct: the weighted sum
+    scaled by ``W / global images`` (0 everywhere when no rank has an image);
+    ``ibot_masked_normalisation="local_images"``: divided by the rank's own image count
+    (DINOv2's ``forward_masked``; NaN, 0/0, on a rank with none).
+    """
+    world = len(students)
+    global_images = sum(m.shape[0] for m in masks)
+    out = []
+    for s, t, mask in zip(students, teachers, masks, strict=True):
+        per_image = 1.0 / np.maximum(1, mask.sum(axis=1))
+        weight = np.broadcast_to(per_image[:, None], mask.shape)[mask][:, None]
+        if flaws.ibot_masked_normalisation == "local_images":
+            scale = 1.0 / mask.shape[0] if mask.shape[0] else math.nan
+        else:
+            scale = world / global_images if global_images else 0.0
+        log_p = log_softmax(s / temp) if s.shape[0] else s
+        total = -float(np.sum(weight * t * log_p))
+        grad = weight * (np.exp(log_p) * t.sum(axis=-1, keepdims=True) - t) / temp
+        out.append((total * scale, grad * scale))
+    return out

@@ -12,7 +12,9 @@ probs by the loss's own ``sinkhorn_knopp_teacher`` with the LOCAL masked count a
 
 DINOv2 divides by the LOCAL image count, so the DDP rule (mean of local losses == the
 single-process loss) holds only with equal images per rank: uneven images per rank is a
-real distributed bug, and the checks say so (category ``distributed``).
+real distributed bug, and the checks say so (category ``distributed``), and a failed
+loss is diagnosed: the known loss mistakes' models (that local image count among them)
+run on the same images, and those that give the target's numbers are its likely cause.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from ..cases import shard
 from ..cases.kind import Kind, Tensor, has_api_name
 from ..cases.sharding import per_rank
 from ..checks.collect import Checks
+from ..checks.diagnose import Diagnosis, explain
+from ..golden import sharded
 from ._losses import STUDENT_KEYS, _softmax_rule
 
 if TYPE_CHECKING:
@@ -39,8 +43,9 @@ if TYPE_CHECKING:
 #: Random stream of the masks (``default_rng([seed, MASK_STREAM, global image])``): no
 #: tensor of this kind has this id, so masks and logits never share a stream.
 MASK_STREAM = 6
-#: The name the dinov2 / dinov3 styles give the real masked iBOT loss in their namespace
-#: (not the seed ``iBOTPatchLoss``, whose forward is the mean over masked patches).
+#: The masked iBOT loss's name in a namespace: the reference's class, and what the dinov2 /
+#: dinov3 styles call the real one (not the seed ``iBOTPatchLoss``, whose forward is the
+#: mean over masked patches).
 LOSS = "iBOTMaskedPatchLoss"
 NEEDS = (f"{LOSS}.forward_masked",)
 SINKHORN_NEED = f"{LOSS}.sinkhorn_knopp_teacher"
@@ -118,7 +123,8 @@ def rank_program(ctx: RankContext, job: Job) -> dict[str, Any]:
 
 
 def _expected(job: Job) -> dict[str, Any]:
-    """The float64 single-process answer: probs, loss and gradient on the global batch."""
+    """The float64 single-process answer on the global batch: the inputs the target sees
+    (student logits, oracle teacher probs) and the loss and gradient they give."""
     from ..checks.job import quantised  # torch
 
     case, data = job.case, job.data()
@@ -129,7 +135,8 @@ def _expected(job: Job) -> dict[str, Any]:
     else:
         probs = golden.sinkhorn(logits, case.teacher_temp, case.n_iterations)
     flat = masks(case, job.world_size)
-    return {"probs": probs, "loss": golden.ibot_masked_loss(student, probs, flat, case.student_temp),
+    return {"student": student, "probs": probs,
+            "loss": golden.ibot_masked_loss(student, probs, flat, case.student_temp),
             "grad": golden.ibot_masked_loss_grad(student, probs, flat, case.student_temp)}
 
 
@@ -151,7 +158,38 @@ def verify(job: Job, target: Target, ranks: list[dict], single: dict) -> list[An
         checks.add("sinkhorn", "single_vs_oracle", single["probs"], expected["probs"], tol_probs)
     checks.add("loss", "single_vs_oracle", single["loss"], expected["loss"], tol_loss)
     checks.add("grad_patch", "single_vs_oracle", single["grad"], expected["grad"], tol_grad)
+    if checks.failed_any():
+        checks.diagnose(_diagnosis(job, expected, ranks, single)
+                        if checks.failed("loss") or checks.failed("grad_patch") else Diagnosis())
     return checks.result()
+
+
+def _diagnosis(job: Job, expected: dict[str, Any], ranks: list[dict], single: dict) -> Diagnosis:
+    """Which known loss mistake gives every rank's local loss and gradient (and the one
+    process's): the models run on the oracle's inputs, each rank on its own images."""
+    case, world = job.case, job.world_size
+    layout, tolerances = masks(case, world), (case.tolerance("loss"), case.tolerance("grad"))
+
+    def flat(outputs: list[tuple[float, Any]], scale: float) -> list[Any]:
+        return [value for loss, grad in outputs for value in (loss, grad / scale)]
+
+    got = [*flat([(r["loss"], r["grad"]) for r in ranks], world),
+           *flat([(single["loss"], single["grad"])], 1)]
+    observed = [(value, tolerances[i % 2]) for i, value in enumerate(got)]
+
+    def local(flaws: sharded.Flaws, sizes: list[int], images: list[int]) -> list[tuple[float, Any]]:
+        ids = range(len(sizes))
+        return sharded.ibot_masked_local([shard(expected["student"], sizes, r, 0) for r in ids],
+                                         [shard(expected["probs"], sizes, r, 0) for r in ids],
+                                         [shard(layout, images, r, 0) for r in ids],
+                                         case.student_temp, flaws)
+
+    def predict(flaws: sharded.Flaws) -> list[Any]:
+        counts, images = masked_counts(case, world), case.image_counts(world)
+        return [*flat(local(flaws, counts, images), world),
+                *flat(local(flaws, [sum(counts)], [sum(images)]), 1)]
+
+    return explain("loss", observed, predict)
 
 
 #: The masked patches' logits, rows following the mask layout (ids key their streams).

@@ -57,3 +57,15 @@ def num_samples(value: object) -> None:
         raise ValueError(
             f"num_samples must be None, a non-negative int or a tensor, got {value!r}"
         )
+
+
+def bool_mask(name: str, tensor: torch.Tensor) -> None:
+    tensor_ndim(name, tensor, (2,))
+    if tensor.dtype != torch.bool:
+        raise ValueError(f"{name} must be a bool [images, N] mask, got {tensor.dtype}")
+
+
+def row_count(name: str, value: object, rows: int) -> None:
+    """A count of leading rows to keep: an int in ``[0, rows]``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= rows:
+        raise ValueError(f"{name} must be an int in [0, {rows}] (the rows given), got {value!r}")

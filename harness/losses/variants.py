@@ -15,7 +15,7 @@ from typing import Literal
 
 @dataclass(frozen=True)
 class Variant:
-    # -- centering: update_center / apply_center_update ---------------------------------
+    # -- centering: update_center / apply_center_update, of both heads (CLS, iBOT patch) --
     center_all_reduce: bool = True
     """False: each rank centers on its own shard's statistics."""
     center_divisor: Literal["global_rows", "local_rows", "mean_of_means"] = "global_rows"
@@ -54,6 +54,11 @@ class Variant:
     global one (wrong with uneven shards)."""
     ibot_normalisation: Literal["global_count", "local_mean"] = "global_count"
     """"local_mean": the mean over this rank's masked patches (0/0 on a rank with none)."""
+    ibot_masked_normalisation: Literal["global_images", "local_images"] = "global_images"
+    """How the masked iBOT loss (``forward_masked``) divides its per-image weighted sum:
+    by the global image count, scaled by the world size (exact); or, as DINOv2 and DINOv3
+    do, by this rank's image count (wrong with uneven images per rank, 0/0 on a rank
+    with none)."""
 
 
 REFERENCE = Variant()

@@ -27,6 +27,10 @@ SINKHORN = {"kind": "sinkhorn", "K": 16, "batch_per_rank": [6, 2, 3],
             "logits": {"scale": 1.0, "sample_offset": 3.0, "prototype_offset": 1.0}}
 CLS = {"kind": "cls", "K": 16, "batch_per_rank": [4, 1, 2], "teacher_norm": "softmax"}
 IBOT = {"kind": "ibot", "K": 16, "masked_per_rank": [5, 1, 2], "teacher_norm": "softmax"}
+IBOT_MASKED = {"kind": "ibot_masked", "K": 16, "patches_per_image": 8, "images_per_rank": [3, 1, 2],
+               "mask_ratio": [0.2, 0.6], "teacher_norm": "softmax"}
+PATCH_CENTERING = {**{key: value for key, value in CENTERING.items() if key != "batch_per_rank"},
+                   "kind": "patch_centering", "masked_per_rank": [6, 2, 3]}
 
 #: The case each numeric fault is diagnosed on, and its world size.
 SHOWS = {
@@ -45,6 +49,7 @@ SHOWS = {
     "diagonal_not_excluded": (CLS, 2),
     "loss_local_batch": (CLS, 3),
     "ibot_per_rank_mean": (IBOT, 2),
+    "ibot_masked_local_images": (IBOT_MASKED, 3),
 }
 
 
@@ -72,8 +77,16 @@ def test_a_planted_fault_is_diagnosed_as_its_own_mistake(fault, rank_pools):
     assert result.extra["diagnosis"] == f"matches: {mistake.description}"
 
 
-@pytest.mark.parametrize("table", [CENTERING, SINKHORN, CLS, IBOT],
-                         ids=["center", "sinkhorn", "cls", "ibot"])
+@pytest.mark.parametrize("fault", sorted(n for n, f in FAULTS.items() if "patch_centering" in f.kinds))
+def test_a_center_fault_is_diagnosed_on_the_patch_head_too(fault, rank_pools):
+    """The patch center is the CLS center's mechanism: the same switches, the same models."""
+    result = run(PATCH_CENTERING, SHOWS[fault][1], rank_pools, module_name(fault))
+    assert result.status == "fail", result
+    assert result.extra["mistakes"] == [mistake_of(FAULTS[fault]).name], result.extra["diagnosis"]
+
+
+@pytest.mark.parametrize("table", [CENTERING, SINKHORN, CLS, IBOT, IBOT_MASKED],
+                         ids=["center", "sinkhorn", "cls", "ibot", "ibot_masked"])
 def test_numbers_no_model_explains_match_no_known_mistake(table, rank_pools):
     result = run(table, 2, rank_pools, str(FIXTURES / "offset_target.py"))
     assert result.status == "fail"

@@ -1,9 +1,11 @@
 """The ``ibot_masked`` catalogue through the real runner at world sizes 1-3, against the
 REAL dinov2 ``iBOTPatchLoss.forward_masked`` (the installed ``dinov2.loss``, driven through
-the dinov2 style, which --api auto picks).
+the dinov2 style, which --api auto picks). (The reference passes all of it:
+tests/dist/test_catalogue.py.)
 
 DINOv2 divides each rank's loss by its LOCAL image count: right with equal images per
-rank (its training), a distributed bug with uneven ones -- and only there.
+rank (its training), a distributed bug with uneven ones -- and only there, where the
+diagnosis names it.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ UNEVEN = ["ibot_masked-uneven-images", "ibot_masked-uneven-images-softmax"]
 WORLD_SIZES = [1, 2, 3]
 
 
-def _run(name: str, world_size: int, rank_pools, impl: str = TARGET) -> CaseResult:
-    return run_case(CASES[name], "gloo", world_size, PoolExecutor(rank_pools), load_target(impl))
+def _run(name: str, world_size: int, rank_pools) -> CaseResult:
+    return run_case(CASES[name], "gloo", world_size, PoolExecutor(rank_pools), load_target(TARGET))
 
 
 def _failing(result: CaseResult) -> list[str]:
@@ -65,15 +67,9 @@ def test_uneven_images_per_rank_fail_as_distributed(name: str, world_size: int, 
         assert by_key[(quantity, "single_vs_oracle")].passed  # one process is right
     failed = {key for key, check in by_key.items() if not check.passed}
     assert failed == {("loss", "dist_vs_single"), ("grad_patch", "dist_vs_single")}
+    assert result.extra["mistakes"] == ["ibot_masked_local_images"], result.extra.get("diagnosis")
 
 
 @pytest.mark.parametrize("name", UNEVEN)
 def test_uneven_images_on_one_rank_are_just_one_batch(name: str, rank_pools) -> None:
     assert _run(name, 1, rank_pools).status == "pass"
-
-
-def test_a_target_without_forward_masked_skips_with_the_reason(rank_pools) -> None:
-    result = _run("ibot_masked-equal-images", 2, rank_pools, impl="harness.losses")
-    assert result.status == "skip"
-    assert result.skip_reason == ("the seed style has no ibot_masked API "
-                                  "(the names it drives lack iBOTMaskedPatchLoss.forward_masked)")

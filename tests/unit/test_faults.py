@@ -17,3 +17,18 @@ def test_a_hang_fault_needs_its_hang():
     assert not catches(fault, "error", "crash", failing_checks=0)
     assert not catches(fault, "fail", "raised", failing_checks=0)
     assert not catches(fault, "fail", None, failing_checks=2)
+
+
+def test_every_fault_binds_its_variant_on_every_loss_of_its_namespace():
+    import importlib
+
+    from harness.faults import module_name
+    from harness.losses.variants import Variant
+
+    for name, fault in FAULTS.items():
+        module = importlib.import_module(module_name(name))
+        losses = {attr: obj for attr, obj in vars(module).items()
+                  if isinstance(getattr(obj, "variant", None), Variant)}
+        assert {"DINOv1Loss", "iBOTPatchLoss", "DINOv2Loss", "iBOTMaskedPatchLoss",
+                "iBOTPatchCenter"} <= set(losses), name
+        assert all(obj.variant == fault.variant for obj in losses.values()), name

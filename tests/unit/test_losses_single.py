@@ -13,6 +13,8 @@ from harness.losses import (
     DINOv1Loss,
     DINOv2Loss,
     cross_entropy_loss,
+    iBOTMaskedPatchLoss,
+    iBOTPatchCenter,
     iBOTPatchLoss,
     sinkhorn_knopp,
 )
@@ -218,6 +220,90 @@ def test_no_center_is_plain_softmax():
                                atol=1e-6)
 
 
+# -- the iBOT patch head: the masked loss (DINOv2's forward_masked) and the patch center ---
+
+
+def _masks(rng: np.random.Generator, images: int, n: int, ratio: float) -> np.ndarray:
+    """``[images, n]`` masks, each image masking ``floor(n * u)`` patches, u in [0, ratio]."""
+    masks = np.zeros((images, n), dtype=bool)
+    for image in range(images):
+        masks[image, rng.choice(n, size=int(n * rng.uniform(0, ratio)), replace=False)] = True
+    return masks
+
+
+@settings(max_examples=30, deadline=None)
+@given(images=st.integers(1, 6), n=st.integers(1, 20), ratio=st.sampled_from([0.0, 0.3, 1.0]),
+       k=st.sampled_from([3, 64, 1000]), seed=st.integers(0, 2**31))
+def test_masked_loss_and_grad_match_oracle(images, n, ratio, k, seed):
+    rng = _rng(seed)
+    masks = _masks(rng, images, n, ratio)
+    student = rng.normal(size=(int(masks.sum()), k))
+    teacher = golden.softmax(rng.normal(size=student.shape))
+    student_t = _as_torch(student).requires_grad_(True)
+    loss = iBOTMaskedPatchLoss(student_temp=0.1).forward_masked(
+        student_t, _as_torch(teacher), torch.from_numpy(masks))
+    loss.backward()
+    assert loss.item() == pytest.approx(golden.ibot_masked_loss(student, teacher, masks, 0.1),
+                                        rel=2e-5, abs=1e-6)
+    np.testing.assert_allclose(student_t.grad.numpy(),
+                               golden.ibot_masked_loss_grad(student, teacher, masks, 0.1),
+                               rtol=1e-3, atol=1e-7)
+
+
+def test_masked_loss_is_dinov2s_forward_masked_on_one_process():
+    dinov2 = pytest.importorskip("dinov2.loss")
+    rng = _rng(21)
+    masks = torch.from_numpy(_masks(rng, 5, 12, 0.6))
+    student = _as_torch(rng.normal(size=(int(masks.sum()), 32)))
+    teacher = torch.softmax(_as_torch(rng.normal(size=student.shape)), dim=-1)
+    real = dinov2.iBOTPatchLoss(32, student_temp=0.2)
+    ours = iBOTMaskedPatchLoss(student_temp=0.2)
+    weights = _as_torch(rng.uniform(0.1, 1.0, size=student.shape[0]))
+    cut = student.shape[0] - 3
+    for kwargs in ({}, {"masks_weight": weights}, {"n_masked_patches": cut, "masks_weight": weights[:cut]}):
+        want = real.forward_masked(student, teacher, masks, **kwargs)
+        got = ours.forward_masked(student, teacher, masks, **kwargs)
+        assert got.item() == pytest.approx(want.item(), rel=1e-6), kwargs
+
+
+def test_masked_loss_without_images_or_masked_patches_is_zero_not_nan():
+    loss_fn = iBOTMaskedPatchLoss()
+    no_image = loss_fn.forward_masked(torch.zeros(0, 8, requires_grad=True), torch.zeros(0, 8),
+                                      torch.zeros(0, 16, dtype=torch.bool))
+    nothing_masked = loss_fn.forward_masked(torch.zeros(0, 8), torch.zeros(0, 8),
+                                            torch.zeros(3, 16, dtype=torch.bool))
+    assert no_image.item() == 0.0 and nothing_masked.item() == 0.0
+    no_image.backward()  # still differentiable: DDP needs every rank's backward
+
+
+def test_masked_sinkhorn_is_the_reference_sinkhorn_whatever_the_count():
+    logits = _as_torch(_rng(22).normal(size=(10, 32)))
+    base = sinkhorn_knopp(logits, 0.05)
+    for count in (torch.tensor([10]), torch.tensor([99]), 10):
+        kept = count.clone() if isinstance(count, torch.Tensor) else count
+        got = iBOTMaskedPatchLoss().sinkhorn_knopp_teacher(logits, 0.05, count)
+        torch.testing.assert_close(got, base, rtol=0, atol=0)
+        assert not isinstance(count, torch.Tensor) or torch.equal(count, kept)  # not all-reduced
+
+
+def test_patch_center_is_the_cls_centers_mechanism_on_masked_tokens():
+    rng = _rng(23)
+    steps = [rng.normal(size=(m, 24)) + i for i, m in enumerate([7, 3, 11])]
+    patch, cls = iBOTPatchCenter(center_momentum=0.8), DINOv1Loss(center_momentum=0.8)
+    for step, tokens in enumerate(steps):
+        probs = patch.softmax_center_teacher(_as_torch(tokens), 0.04)
+        used = golden.centers_used(steps, 0.8)[step]
+        np.testing.assert_allclose(probs.numpy(), golden.softmax_center(tokens, used, 0.04), atol=2e-5)
+        cls.softmax_center_teacher(_as_torch(tokens), 0.04)
+        patch.update_center(_as_torch(tokens))
+        cls.update_center(_as_torch(tokens))
+    patch.apply_center_update()
+    cls.apply_center_update()
+    np.testing.assert_allclose(patch.center.numpy()[0], golden.center_sequence(steps, 0.8)[-1],
+                               rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(patch.center, cls.center, rtol=0, atol=0)
+
+
 # -- bad input ----------------------------------------------------------------------------------
 
 BAD_INPUTS = [
@@ -237,6 +323,20 @@ BAD_INPUTS = [
     ("ibot 3-D", lambda: iBOTPatchLoss()(torch.zeros(1, 3, 4), torch.zeros(1, 3, 4)), "student_patch_logits"),
     ("ce shapes", lambda: cross_entropy_loss(torch.zeros(3, 4), torch.zeros(3, 5), 0.1), r"\(3, 5\)"),
     ("momentum", lambda: DINOv1Loss(center_momentum=1.5), "center_momentum"),
+    ("masks not bool", lambda: iBOTMaskedPatchLoss().forward_masked(
+        torch.zeros(2, 4), torch.zeros(2, 4), torch.ones(1, 2)), "bool"),
+    ("masked rows differ", lambda: iBOTMaskedPatchLoss().forward_masked(
+        torch.zeros(3, 4), torch.zeros(3, 4), torch.ones(1, 2, dtype=torch.bool)),
+     "marks 2 masked patches, but 3 rows"),
+    ("masks_weight length", lambda: iBOTMaskedPatchLoss().forward_masked(
+        torch.zeros(2, 4), torch.zeros(2, 4), torch.ones(1, 2, dtype=torch.bool),
+        masks_weight=torch.ones(3)), "masks_weight weighs 3"),
+    ("n_masked_patches", lambda: iBOTMaskedPatchLoss().forward_masked(
+        torch.zeros(2, 4), torch.zeros(2, 4), torch.ones(1, 2, dtype=torch.bool),
+        n_masked_patches=5), "n_masked_patches"),
+    ("masked shapes", lambda: iBOTMaskedPatchLoss().forward_masked(
+        torch.zeros(2, 4), torch.zeros(2, 5), torch.ones(1, 2, dtype=torch.bool)), r"\(2, 5\)"),
+    ("patch center momentum", lambda: iBOTPatchCenter(center_momentum=-0.1), "center_momentum"),
     ("patch half given", lambda: DINOv2Loss()(torch.zeros(2, 2, 4), torch.zeros(2, 2, 4), torch.zeros(3, 4)), "both"),
 ]
 

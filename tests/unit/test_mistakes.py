@@ -244,3 +244,41 @@ def test_sum_all_pairs_style_is_local_only_with_the_mistake():
                               reduction="sum_all_pairs")
     ce = pair_ce(t[1], s[1]).mean(axis=-1).sum()
     assert local[1][0] == pytest.approx(ce)
+
+
+def masked_inputs(images: list[int], n: int = 6):
+    """Per rank: ``[images_r, n]`` masks (some images mask nothing), and the global batch."""
+    masks = RNG.random(size=(sum(images), n)) < 0.4
+    masks[1] = False  # an image that masks nothing still counts in the divisor
+    rows = int(masks.sum())
+    student, teacher = RNG.normal(size=(rows, K)), golden.softmax(RNG.normal(size=(rows, K)))
+    per_image = masks.sum(axis=1)
+    starts = np.cumsum([0, *images])
+    counts = [int(per_image[a:b].sum()) for a, b in zip(starts[:-1], starts[1:], strict=True)]
+    return (masks, student, teacher, split(masks, images), split(student, counts),
+            split(teacher, counts))
+
+
+def test_ibot_masked_correct_follows_the_ddp_rule_on_uneven_images():
+    masks, student, teacher, m, s, t = masked_inputs([3, 0, 2, 4])
+    correct = sharded.ibot_masked_local(s, t, m, 0.1)
+    assert np.mean([loss for loss, _ in correct]) == pytest.approx(
+        golden.ibot_masked_loss(student, teacher, masks, 0.1))
+    np.testing.assert_allclose(np.concatenate([g / 4 for _, g in correct]),
+                               golden.ibot_masked_loss_grad(student, teacher, masks, 0.1), atol=1e-12)
+    assert correct[1][0] == 0.0  # the rank without images adds nothing
+
+
+def test_ibot_masked_local_images_is_each_ranks_own_loss():
+    _, _, _, m, s, t = masked_inputs([3, 0, 2, 4])
+    local = sharded.ibot_masked_local(s, t, m, 0.1, flaw("ibot_masked_local_images"))
+    for rank in (0, 2, 3):
+        assert local[rank][0] == pytest.approx(golden.ibot_masked_loss(s[rank], t[rank], m[rank], 0.1))
+        np.testing.assert_allclose(local[rank][1],
+                                   golden.ibot_masked_loss_grad(s[rank], t[rank], m[rank], 0.1),
+                                   atol=1e-12)
+    assert np.isnan(local[1][0])  # 0/0 on the rank without images, as DINOv2's forward_masked
+    _, _, _, m, s, t = masked_inputs([3, 3])  # equal images per rank: the mistake is exact
+    for (got, _), (want, _) in zip(sharded.ibot_masked_local(s, t, m, 0.1, flaw("ibot_masked_local_images")),
+                                   sharded.ibot_masked_local(s, t, m, 0.1), strict=True):
+        assert got == pytest.approx(want)
