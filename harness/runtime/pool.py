@@ -54,6 +54,21 @@ from harness.runtime.failure import (
     failure_kind,
 )
 from harness.runtime.program import Program, program_ref
+from harness.runtime.protocol import (
+    LIFELINE_DUMP_FLIGHT_RECORDER,
+    START_RUN_ID,
+    Collective,
+    Error,
+    Ok,
+    ProtocolError,
+    Ready,
+    Run,
+    SpawnRequest,
+    Stop,
+    WorkerConfig,
+    decode,
+    encode,
+)
 from harness.runtime.spec import PoolSpec, threads_per_rank
 from harness.runtime.stacks import (
     read_log_tail,
@@ -65,7 +80,6 @@ from harness.runtime.zygote import get_zygote, read_status
 
 STORE_HOST = "127.0.0.1"
 FLIGHT_RECORDER_ENTRIES = 2000
-LIFELINE_DUMP_FLIGHT_RECORDER = b"F"  # the byte worker.py's lifeline thread answers
 _SEVERITY = {CRASHED: 0, RAISED: 1, HUNG: 2}
 DESYNC_POLL_S = 0.25
 LOG_TAIL = 16  # the last collectives of each rank kept with a failure
@@ -202,7 +216,7 @@ class RankPool:
             env = self._worker_env()
             for rank in range(self.spec.world_size):
                 self._spawn_worker(zygote, rank, port, env)
-            self._gather("ready", 0, t0 + self.start_timeout_s, "<start>", self.start_timeout_s)
+            self._gather(START_RUN_ID, t0 + self.start_timeout_s, "<start>", self.start_timeout_s)
         except BaseException:
             self._terminate("dead")
             raise
@@ -265,22 +279,14 @@ class RankPool:
         log_path = os.path.join(self._dir, f"rank{rank}.log")
         stacks_path = os.path.join(self._dir, f"rank{rank}.stacks")
         fr_path = os.path.join(self._dir, f"rank{rank}.flight_recorder")
-        config = {
-            "rank": rank,
-            "world_size": self.spec.world_size,
-            "backend": self.spec.backend,
-            "pg_timeout_s": self.spec.pg_timeout_s,
-            "start_timeout_s": self.start_timeout_s,
-            "store_host": STORE_HOST,
-            "store_port": port,
-            "sys_path": list(sys.path),
-            "cwd": os.getcwd(),
-            "env": env,
-            "num_threads": threads_per_rank(self.spec.world_size),
-            "stacks_path": stacks_path,
-            "flight_recorder_path": fr_path,
-        }
-        request = {"pgid": self._pgid or 0, "log_path": log_path, "config": config}
+        config = WorkerConfig(
+            rank=rank, world_size=self.spec.world_size, backend=self.spec.backend,
+            pg_timeout_s=self.spec.pg_timeout_s, start_timeout_s=self.start_timeout_s,
+            store_host=STORE_HOST, store_port=port, sys_path=tuple(sys.path), cwd=os.getcwd(),
+            env=env, num_threads=threads_per_rank(self.spec.world_size),
+            stacks_path=stacks_path, flight_recorder_path=fr_path,
+        )
+        request = SpawnRequest(pgid=self._pgid or 0, log_path=log_path, config=config)
         parent_conn, child_conn = Pipe(duplex=True)
         lifeline_r, lifeline_w = os.pipe()
         try:
@@ -314,7 +320,7 @@ class RankPool:
         program = program_ref(program)
         payload_bytes = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
         self._run_id += 1
-        message = pickle.dumps(("run", self._run_id, program, payload_bytes), protocol=pickle.HIGHEST_PROTOCOL)
+        message = encode(Run(self._run_id, program, payload_bytes))
         t0 = time.monotonic()
         try:
             for w in self._workers:
@@ -322,7 +328,7 @@ class RankPool:
                     w.conn.send_bytes(message)
                 except OSError:
                     pass  # a dead worker: its exit sentinel reports it in _gather
-            results = self._gather("ok", self._run_id, t0 + deadline_s, program, deadline_s)
+            results = self._gather(self._run_id, t0 + deadline_s, program, deadline_s)
         except RankFailure:
             raise
         except BaseException:
@@ -331,7 +337,7 @@ class RankPool:
         self.runs += 1
         return results
 
-    def _gather(self, expect: str, run_id: int, deadline: float, program: str, deadline_s: float) -> list[Any]:
+    def _gather(self, run_id: int, deadline: float, program: str, deadline_s: float) -> list[Any]:
         """Wait for every rank's answer (or death) until the deadline; raise RankFailure on failure."""
         t0 = time.monotonic()
         workers = self._workers
@@ -347,25 +353,27 @@ class RankPool:
         def receive(w: _Worker) -> None:
             nonlocal first_failure
             try:
-                message = pickle.loads(w.conn.recv_bytes())
+                message = decode(w.conn.recv_bytes())
             except (EOFError, OSError):
                 record_exit(w)  # the connection closed: the worker is dying
                 return
-            tag, rid, body = message
-            if tag == "collective" and rid == run_id:
-                logs[w.rank].record(body)
-            elif tag == expect and rid == run_id:
-                results[w.rank] = body
+            if message.run_id != run_id:
+                return  # a stale answer to an earlier run: ignored on purpose
+            if isinstance(message, Collective):
+                logs[w.rank].record(message.event)
+            elif isinstance(message, (Ready, Ok)):
+                results[w.rank] = message if isinstance(message, Ready) else message.result
                 outcomes[w.rank] = OK
                 logs[w.rank].finished = True
                 pending.discard(w.rank)
-            elif tag == "error" and rid == run_id:
-                errors[w.rank] = body
+            elif isinstance(message, Error):
+                errors[w.rank] = message.error
                 outcomes[w.rank] = RAISED
                 logs[w.rank].finished = True
                 pending.discard(w.rank)
                 first_failure = first_failure or time.monotonic()
-            # Anything else is a stale answer to an earlier run: ignore it.
+            else:
+                raise ProtocolError(f"rank {w.rank} sent {message!r}, which only a worker receives")
 
         def record_exit(w: _Worker) -> None:
             nonlocal first_failure
@@ -503,7 +511,7 @@ class RankPool:
         if self._state == "closed" and self._released:
             return
         if self._state == "ready" and self._owner_pid == os.getpid():
-            stop = pickle.dumps(("stop",))
+            stop = encode(Stop())
             for w in self._workers:
                 try:
                     w.conn.send_bytes(stop)

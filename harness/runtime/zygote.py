@@ -8,7 +8,8 @@ Safety of forking: the zygote never runs a torch op, never initialises CUDA and 
 no thread of its own (numpy's OpenBLAS pool handles fork with its own atfork hooks).
 
 Protocol (a Unix socket pair, one request at a time, guarded by a lock in the parent):
-  parent -> zygote: 8-byte length + pickled request, with fds attached (SCM_RIGHTS)
+  parent -> zygote: 8-byte length + pickled SpawnRequest (protocol.py), with fds attached
+                    (SCM_RIGHTS)
   zygote -> parent: 8-byte length + pickled reply, with the child's status-pipe fd attached
 Each worker gets a status pipe: the zygote reaps the worker and writes its exit status
 (4 bytes, subprocess convention: negative = signal) into it. The parent waits on the read
@@ -32,6 +33,8 @@ import sys
 import threading
 import time
 from typing import Any
+
+from harness.runtime.protocol import SpawnRequest
 
 _HEADER = struct.Struct("!Q")
 _STATUS = struct.Struct("!i")
@@ -122,13 +125,13 @@ class Zygote:
         self._ready = True
         self.boot_s = time.monotonic() - self._launched_at
 
-    def spawn(self, request: dict[str, Any], fds: list[int], timeout_s: float = 60.0) -> tuple[int, int]:
+    def spawn(self, request: SpawnRequest, fds: list[int], timeout_s: float = 60.0) -> tuple[int, int]:
         """Fork one worker; returns (pid, status_fd). The caller owns status_fd."""
         with self._lock:
             if not self._ready or not self.alive or self._sock is None:
                 raise ZygoteError("the zygote is not running")
             try:
-                _send_message(self._sock, {"op": "spawn", **request}, fds)
+                _send_message(self._sock, request, fds)
                 reply, rfds = _recv_message(self._sock, timeout_s=timeout_s, max_fds=1)
             except (OSError, EOFError, TimeoutError) as exc:
                 self._stop_locked(timeout_s=1.0)
@@ -285,7 +288,7 @@ def zygote_main(sock_fd: int) -> None:
                     request, fds = _recv_message(sock, timeout_s=None, max_fds=4)
                 except (EOFError, OSError):
                     break  # the parent is gone (or closed us): exit
-                if request.get("op") != "spawn":
+                if not isinstance(request, SpawnRequest):
                     for fd in fds:
                         os.close(fd)
                     break
@@ -307,14 +310,14 @@ def zygote_main(sock_fd: int) -> None:
 
 
 def _fork_worker(
-    request: dict[str, Any],
+    request: SpawnRequest,
     fds: list[int],
     sock: socket.socket,
     wake_r: int,
     wake_w: int,
     children: dict[int, int],
 ) -> tuple[int, int]:
-    pgid = int(request.get("pgid") or 0)
+    pgid = request.pgid
     status_r, status_w = os.pipe()
     pid = os.fork()
     if pid == 0:  # ---- the worker
@@ -327,13 +330,13 @@ def _fork_worker(
             sock.close()
             for fd in (wake_r, wake_w, status_r, status_w, *children.values()):
                 os.close(fd)
-            log_fd = os.open(request["log_path"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            log_fd = os.open(request.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             os.dup2(log_fd, 1)
             os.dup2(log_fd, 2)
             os.close(log_fd)
             from harness.runtime.worker import worker_main
 
-            code = worker_main(fds[0], fds[1], request["config"])
+            code = worker_main(fds[0], fds[1], request.config)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
         except BaseException:
