@@ -135,9 +135,14 @@ def read_log_tail(path: str, limit: int = LOG_TAIL_CHARS) -> str:
     return text
 
 
-def main_thread_frames(dump: str, anchor: str = "_call_program") -> list[tuple[str, int, str]]:
+#: The frame every rank program runs under, in a pool worker and under torchrun alike.
+PROGRAM_CALL = ("harness/runtime/program.py", "call_program")
+
+
+def main_thread_frames(dump: str) -> list[tuple[str, int, str]]:
     """The frames (file, line, function), most recent first, of the thread that runs the
-    program: the thread block that goes through the worker's _call_program."""
+    program: the thread block that goes through program.call_program (else the last
+    block: faulthandler dumps the oldest thread, the main one, last)."""
     blocks: list[list[tuple[str, int, str]]] = []
     current: list[tuple[str, int, str]] | None = None
     for line in dump.splitlines():
@@ -149,7 +154,7 @@ def main_thread_frames(dump: str, anchor: str = "_call_program") -> list[tuple[s
         if m and current is not None:
             current.append((m["file"], int(m["line"]), m["func"]))
     for block in blocks:
-        if any(func == anchor for _, _, func in block):
+        if any(_is_program_call(f, func) for f, _, func in block):
             return block
     return blocks[-1] if blocks else []
 
@@ -165,7 +170,7 @@ def where(dump: str) -> str:
     # The program's own frame: the last frame before the worker's call into it.
     program_frame = None
     for i, (f, _, func) in enumerate(frames):
-        if f.endswith(("harness/runtime/worker.py", "harness/runtime/inline.py")) and func.startswith("_call"):
+        if _is_program_call(f, func):
             program_frame = frames[i - 1] if i > 0 else None
             break
     if program_frame and program_frame != frames[0]:
@@ -202,6 +207,10 @@ def summarize_flight_recorder(path: str, last: int = 8) -> str:
             )
         )
     return "\n".join(lines)
+
+
+def _is_program_call(path: str, func: str) -> bool:
+    return func == PROGRAM_CALL[1] and path.replace("\\", "/").endswith(PROGRAM_CALL[0])
 
 
 def _short(path: str) -> str:

@@ -138,6 +138,7 @@ def test_late_rank_hangs_until_deadline(cache: PoolCache) -> None:
     assert err.type == "Hang"
     # where it waits: the all_reduce, called from the program
     assert "all_reduce" in err.message and "stall_collective" in err.message, err.message
+    assert "<- stall_collective (runtime/testing_programs.py:" in err.message, err.message
     assert "in all_reduce" in err.traceback and "in stall_collective" in err.traceback
     if hasattr(torch._C._distributed_c10d, "_dump_fr_trace_json"):  # torch records gloo too
         assert "gloo:all_reduce" in err.traceback and "retired=False" in err.traceback

@@ -22,8 +22,8 @@ Current thread 0x00007f16eb61fb80 (most recent call first):
   File "/x/torch/distributed/distributed_c10d.py", line 3252 in all_reduce
   File "/x/torch/distributed/c10d_logger.py", line 83 in wrapper
   File "/x/harness/runtime/testing_programs.py", line 88 in skip_collective
-  File "/x/harness/runtime/worker.py", line 129 in _call_program
-  File "/x/harness/runtime/worker.py", line 115 in _serve
+  File "/x/harness/runtime/program.py", line 92 in call_program
+  File "/x/harness/runtime/worker.py", line 137 in _serve
 '''
 
 
