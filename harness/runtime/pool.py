@@ -32,36 +32,22 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_ready
-from typing import Any
+from typing import Any, NoReturn
 
-from harness.results import RankError
 from harness.runtime import lifecycle
-from harness.runtime.collective_log import Desync, DesyncWatch, RankLog
-from harness.runtime.failure import (
-    CRASHED,
-    HUNG,
-    KILLED,
-    KIND_HANG,
-    OK,
-    RAISED,
-    RankFailure,
-    crash_error,
-    failure_kind,
-)
+from harness.runtime.collective_log import Desync, DesyncWatch
+from harness.runtime.failure import RankFailure, RunEnd, classify, crash_error
 from harness.runtime.program import Program, program_ref
 from harness.runtime.protocol import (
     LIFELINE_DUMP_FLIGHT_RECORDER,
     START_RUN_ID,
-    Collective,
-    Error,
-    Ok,
-    ProtocolError,
-    Ready,
+    Message,
     Run,
     SpawnRequest,
     Stop,
@@ -69,19 +55,14 @@ from harness.runtime.protocol import (
     decode,
     encode,
 )
+from harness.runtime.run_state import RunState
 from harness.runtime.spec import PoolSpec, threads_per_rank
-from harness.runtime.stacks import (
-    read_log_tail,
-    request_stack_dumps,
-    summarize_flight_recorder,
-    where,
-)
+from harness.runtime.stacks import read_log_tail, request_stack_dumps, summarize_flight_recorder
 from harness.runtime.zygote import get_zygote, read_status
 
 STORE_HOST = "127.0.0.1"
 FLIGHT_RECORDER_ENTRIES = 2000
-_SEVERITY = {CRASHED: 0, RAISED: 1, HUNG: 2}
-DESYNC_POLL_S = 0.25
+POLL_S = 0.25  # the gather loop wakes at least this often, events or not
 LOG_TAIL = 16  # the last collectives of each rank kept with a failure
 
 
@@ -338,136 +319,85 @@ class RankPool:
         return results
 
     def _gather(self, run_id: int, deadline: float, program: str, deadline_s: float) -> list[Any]:
-        """Wait for every rank's answer (or death) until the deadline; raise RankFailure on failure."""
+        """Every rank's answer, in rank order; RankFailure (and the pool killed) otherwise.
+
+        One loop: wait on the pending ranks' pipes and exit sentinels, hand each event to
+        its handler (RunState: answer, error, collective; here: a rank's death), and check
+        the collective logs for a desync. What the failure means is failure.classify's."""
         t0 = time.monotonic()
-        workers = self._workers
-        pending = {w.rank for w in workers}
-        results: dict[int, Any] = {}
-        outcomes: dict[int, str] = {}
-        errors: dict[int, RankError] = {}
-        first_failure: float | None = None
-        logs = {w.rank: RankLog() for w in workers}
-        watch = DesyncWatch(logs)
+        state = RunState(run_id, len(self._workers))
+        watch = DesyncWatch(state.logs) if len(self._workers) > 1 else None
         desync: Desync | None = None
-
-        def receive(w: _Worker) -> None:
-            nonlocal first_failure
-            try:
-                message = decode(w.conn.recv_bytes())
-            except (EOFError, OSError):
-                record_exit(w)  # the connection closed: the worker is dying
-                return
-            if message.run_id != run_id:
-                return  # a stale answer to an earlier run: ignored on purpose
-            if isinstance(message, Collective):
-                logs[w.rank].record(message.event)
-            elif isinstance(message, (Ready, Ok)):
-                results[w.rank] = message if isinstance(message, Ready) else message.result
-                outcomes[w.rank] = OK
-                logs[w.rank].finished = True
-                pending.discard(w.rank)
-            elif isinstance(message, Error):
-                errors[w.rank] = message.error
-                outcomes[w.rank] = RAISED
-                logs[w.rank].finished = True
-                pending.discard(w.rank)
-                first_failure = first_failure or time.monotonic()
-            else:
-                raise ProtocolError(f"rank {w.rank} sent {message!r}, which only a worker receives")
-
-        def record_exit(w: _Worker) -> None:
-            nonlocal first_failure
-            if w.rank not in pending:
-                return
-            self._collect_status(w, timeout_s=5.0)
-            errors[w.rank] = crash_error(w.rank, w.returncode, self._crash_report(w))
-            outcomes[w.rank] = CRASHED
-            pending.discard(w.rank)
-            first_failure = first_failure or time.monotonic()
-
-        while pending:
+        while state.pending:
             if self._state not in ("starting", "ready"):
                 raise PoolKilled(f"{self!r} was killed while waiting for {program}")
             now = time.monotonic()
-            limit = deadline if first_failure is None else min(deadline, first_failure + self.failure_grace_s)
+            limit = state.limit(deadline, self.failure_grace_s)
             if now >= limit:
                 break
-            if len(workers) > 1 and first_failure is None:
+            if watch is not None and state.first_failure is None:
                 desync = watch.check(now)
                 if desync is not None:
                     break
-            by_conn = {w.conn: w for w in workers if w.rank in pending}
-            by_fd = {w.status_fd: w for w in workers if w.rank in pending and not w.exited}
-            try:
-                # Woken at least every DESYNC_POLL_S: a mismatch without evidence settles.
-                ready = wait_ready([*by_conn, *by_fd], timeout=min(limit - now, DESYNC_POLL_S))
-            except (OSError, ValueError):
-                if self._state not in ("starting", "ready"):  # a signal handler closed our fds
-                    raise PoolKilled(f"{self!r} was killed while waiting for {program}") from None
-                raise
-            # Answers first: a rank that answered and then exited has answered.
-            for obj in ready:
-                if obj in by_conn:
-                    receive(by_conn[obj])
-            for obj in ready:
-                if obj in by_fd:
-                    w = by_fd[obj]
-                    while w.rank in pending and _poll(w.conn):
-                        receive(w)
-                    record_exit(w)
+            # Woken at least every POLL_S: a mismatch without evidence settles.
+            for rank, message in self._events(state, min(limit - now, POLL_S), program):
+                if message is None:
+                    self._on_exit(state, self._workers[rank])
+                else:
+                    state.on_message(rank, message, time.monotonic())
+        if state.succeeded and (watch is None or (desync := watch.check(float("inf"))) is None):
+            return state.results_in_order()
+        self._fail(state, desync, program, deadline_s, t0)
 
-        if not pending and not errors:
-            if len(workers) > 1 and (desync := watch.check(float("inf"))) is None:
-                return [results[r] for r in range(len(workers))]
-            if len(workers) == 1:
-                return [results[0]]
+    def _events(self, state: RunState, timeout_s: float, program: str
+                ) -> Iterator[tuple[int, Message | None]]:
+        """What one wait brings, answers first (a rank that answered and then exited has
+        answered): (rank, a message), or (rank, None) when the rank's process is gone."""
+        by_conn = {w.conn: w for w in self._workers if w.rank in state.pending}
+        by_fd = {w.status_fd: w for w in self._workers if w.rank in state.pending and not w.exited}
+        try:
+            ready = wait_ready([*by_conn, *by_fd], timeout=timeout_s)
+        except (OSError, ValueError):
+            if self._state not in ("starting", "ready"):  # a signal handler closed our fds
+                raise PoolKilled(f"{self!r} was killed while waiting for {program}") from None
+            raise
+        for obj in ready:
+            if obj in by_conn:
+                yield self._receive(by_conn[obj])
+        for obj in ready:
+            if obj in by_fd:
+                w = by_fd[obj]
+                while w.rank in state.pending and _poll(w.conn):
+                    yield self._receive(w)
+                yield w.rank, None
 
-        # ---- failure: find out where the ranks still running are, then kill the pool
-        still_running = sorted(pending)
+    def _receive(self, w: _Worker) -> tuple[int, Message | None]:
+        try:
+            return w.rank, decode(w.conn.recv_bytes())
+        except (EOFError, OSError):
+            return w.rank, None  # the connection closed: the worker is dying
+
+    def _on_exit(self, state: RunState, w: _Worker) -> None:
+        """The handler of a rank's death: its exit status and the end of its log."""
+        if w.rank not in state.pending:
+            return
+        self._collect_status(w, timeout_s=5.0)
+        state.died(w.rank, crash_error(w.rank, w.returncode, self._crash_report(w)), time.monotonic())
+
+    def _fail(self, state: RunState, desync: Desync | None, program: str, deadline_s: float,
+              t0: float) -> NoReturn:
+        """Find out where the ranks still running are, classify, kill the pool, raise."""
+        running = sorted(state.pending)
         stacks: dict[int, str] = {}
-        if still_running:
-            stacks = request_stack_dumps(
-                {r: workers[r].pid for r in still_running},
-                {r: workers[r].stacks_path for r in still_running},
-            )
-            self._add_flight_recorder(still_running, stacks)
-        if desync is not None:
-            errors[desync.culprit] = RankError(
-                rank=desync.culprit, type="Desync", message=desync.message,
-                traceback=stacks.get(desync.culprit, "")
-                or "(this rank had finished its program: no live stack)")
-            for rank in still_running:
-                waiting = logs[rank].waiting
-                if rank != desync.culprit:
-                    errors[rank] = RankError(
-                        rank=rank, type="Waiting",
-                        message=(f"rank {rank} waits in {waiting.describe()}" if waiting else
-                                 f"rank {rank} was still running {program}"),
-                        traceback=stacks.get(rank, ""))
-                outcomes[rank] = HUNG if rank == desync.culprit else KILLED
-        for rank in still_running:
-            if desync is not None:
-                continue
-            if first_failure is None:
-                outcomes[rank] = HUNG
-                errors[rank] = RankError(
-                    rank=rank, type="Hang",
-                    message=(f"rank {rank} still running {program} after the {deadline_s:g} s "
-                             f"deadline, in {where(stacks.get(rank, ''))}"),
-                    traceback=stacks.get(rank, ""),
-                )
-            else:
-                outcomes[rank] = KILLED
-        # Causes first: the rank that broke the collective order, then by severity.
-        ordered = sorted(errors.values(), key=lambda e: (
-            e.type != "Desync", _SEVERITY.get(outcomes[e.rank], 3), e.rank))
-        failure = RankFailure(
-            KIND_HANG if desync is not None else failure_kind(outcomes), ordered, outcomes,
-            program=program, label=self.spec.label, stacks=stacks, elapsed_s=time.monotonic() - t0,
-            diagnosis=desync.message if desync is not None else "",
-            collectives={r: [e.to_json() for e in log.entries[-LOG_TAIL:]]
-                         for r, log in logs.items() if log.entries},
-        )
+        if running:
+            stacks = request_stack_dumps({r: self._workers[r].pid for r in running},
+                                         {r: self._workers[r].stacks_path for r in running})
+            self._add_flight_recorder(running, stacks)
+        failure = classify(RunEnd(
+            program=program, label=self.spec.label, deadline_s=deadline_s,
+            outcomes=state.outcomes, errors=state.errors, running=running, stacks=stacks,
+            waiting=state.waiting(), desync=desync, failed_first=state.first_failure is not None,
+            elapsed_s=time.monotonic() - t0, collectives=state.collectives(LOG_TAIL)))
         self.last_failure = failure
         self._terminate("dead")
         raise failure
