@@ -4,6 +4,19 @@ Why: `import torch` costs ~3 s of CPU here. A pool started by spawning W fresh
 interpreters pays it W times, and a pool replaced after a hang or crash pays it again.
 The zygote pays it once per parent process; a fork then costs milliseconds.
 
+Why not multiprocessing's forkserver with set_forkserver_preload, the same idea:
+- its workers would stay in the caller's process group: setpgid works only on oneself or
+  one's own child, and the forkserver, not the pool, is their parent. The pool could not
+  be killed as one group (grandchildren included), and a terminal Ctrl-C would reach every
+  rank mid-collective. The zygote puts each worker in the pool's group before replying.
+- its preload swallows ImportError: a broken torch would surface in every rank, not once
+  as a ZygoteError with its message;
+- a child runs multiprocessing's bootstrap on the forkserver's stdio; here a rank's
+  stdout/stderr go to its log before any code runs, so a crash at start-up is in the log;
+- it is one server per process, whose preload list is global state shared with the
+  user's own multiprocessing (the pytest plugin runs inside users' test sessions), and
+  it starts multiprocessing's resource_tracker process along with it.
+
 Safety of forking: the zygote never runs a torch op, never initialises CUDA and starts
 no thread of its own (numpy's OpenBLAS pool handles fork with its own atfork hooks).
 
