@@ -14,6 +14,7 @@ from typing import Any
 
 from harness.results import RankError
 from harness.runtime.collective_log import Desync
+from harness.runtime.memory import OUT_OF_MEMORY, MemoryFigures
 from harness.runtime.stacks import where
 
 # Failure kinds, most severe first: a crash usually *causes* errors on the other ranks
@@ -31,6 +32,7 @@ HUNG = "hung"  # still running when the deadline passed, and nothing else failed
 KILLED = "killed"  # still running after another rank failed: killed with the pool
 OUTCOMES = (OK, RAISED, CRASHED, HUNG, KILLED)
 _SEVERITY = {CRASHED: 0, RAISED: 1, HUNG: 2}
+_CAUSES = ("Desync", OUT_OF_MEMORY)  # listed first: what the other ranks' failures follow from
 
 
 class RankFailure(Exception):
@@ -41,6 +43,7 @@ class RankFailure(Exception):
     outcomes: every rank's outcome: "ok" | "raised" | "crashed" | "hung" | "killed".
     stacks:   the Python stacks (faulthandler dumps) of every rank that was still running
               when the pool was killed, hung or killed alike.
+    memory:   the run's memory as the parent sampled it (peak private MB per rank, ...).
     """
 
     def __init__(
@@ -55,6 +58,7 @@ class RankFailure(Exception):
         elapsed_s: float | None = None,
         diagnosis: str = "",
         collectives: dict[int, list[dict[str, Any]]] | None = None,
+        memory: MemoryFigures | None = None,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown failure kind {kind!r}")
@@ -67,6 +71,7 @@ class RankFailure(Exception):
         self.elapsed_s = elapsed_s
         self.diagnosis = diagnosis  # what broke, named (a desync: the culprit and collective)
         self.collectives = dict(collectives or {})  # each rank's collective log, JSON-able
+        self.memory = memory
         super().__init__(self.summary())
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -74,7 +79,7 @@ class RankFailure(Exception):
         return (
             _rebuild_rank_failure,
             (self.kind, self.errors, self.outcomes, self.program, self.label, self.stacks,
-             self.elapsed_s, self.diagnosis, self.collectives),
+             self.elapsed_s, self.diagnosis, self.collectives, self.memory),
         )
 
     @property
@@ -113,6 +118,7 @@ class RankFailure(Exception):
             "elapsed_s": self.elapsed_s,
             "diagnosis": self.diagnosis,
             "collectives": {str(r): log for r, log in self.collectives.items()},
+            "memory": self.memory.to_json() if self.memory is not None else None,
         }
 
 
@@ -126,9 +132,11 @@ def _rebuild_rank_failure(
     elapsed_s: float | None,
     diagnosis: str = "",
     collectives: dict[int, list[dict[str, Any]]] | None = None,
+    memory: MemoryFigures | None = None,
 ) -> RankFailure:
     return RankFailure(kind, errors, outcomes, program=program, label=label, stacks=stacks,
-                       elapsed_s=elapsed_s, diagnosis=diagnosis, collectives=collectives)
+                       elapsed_s=elapsed_s, diagnosis=diagnosis, collectives=collectives,
+                       memory=memory)
 
 
 def failure_kind(outcomes: dict[int, str]) -> str:
@@ -155,8 +163,10 @@ class RunEnd:
     waiting: Mapping[int, str] = field(default_factory=dict)  # rank -> the collective it waits in
     desync: Desync | None = None  # the collective logs diverged: the run was stopped for it
     failed_first: bool = False  # a rank raised or died before the deadline passed
+    out_of_memory: RankError | None = None  # the memory guard stopped the run: on this rank
     elapsed_s: float | None = None
     collectives: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    memory: MemoryFigures | None = None
 
 
 def classify(end: RunEnd) -> RankFailure:
@@ -166,11 +176,18 @@ def classify(end: RunEnd) -> RankFailure:
     when another rank failed first (they were waiting for it). A desync names its culprit
     ("Desync", "hung" if it still ran) and every other running rank as "Waiting" in the
     collective its log shows ("killed"); the run is a hang, whatever finished meanwhile.
+    The memory guard's stop is a crash of the rank it names; every other running rank was
+    "killed" with the pool.
     """
     outcomes = dict(end.outcomes)
     errors = dict(end.errors)
     desync = end.desync
-    if desync is not None:
+    if end.out_of_memory is not None:
+        stopped = end.out_of_memory.rank
+        errors[stopped] = end.out_of_memory
+        outcomes.update({rank: KILLED for rank in end.running})
+        outcomes[stopped] = CRASHED
+    elif desync is not None:
         errors[desync.culprit] = RankError(
             rank=desync.culprit, type="Desync", message=desync.message,
             traceback=end.stacks.get(desync.culprit, "")
@@ -195,13 +212,15 @@ def classify(end: RunEnd) -> RankFailure:
                 message=(f"rank {rank} still running {end.program} after the {end.deadline_s:g} s "
                          f"deadline, in {where(stack)}"),
                 traceback=stack)
-    # Causes first: the rank that broke the collective order, then by severity.
+    # Causes first: the rank that broke the collective order or ran out of memory, then
+    # by severity.
     ordered = sorted(errors.values(), key=lambda e: (
-        e.type != "Desync", _SEVERITY.get(outcomes[e.rank], 3), e.rank))
+        e.type not in _CAUSES, _SEVERITY.get(outcomes[e.rank], 3), e.rank))
     return RankFailure(
         KIND_HANG if desync is not None else failure_kind(outcomes), ordered, outcomes,
         program=end.program, label=end.label, stacks=end.stacks, elapsed_s=end.elapsed_s,
-        diagnosis=desync.message if desync is not None else "", collectives=end.collectives)
+        diagnosis=desync.message if desync is not None else "", collectives=end.collectives,
+        memory=end.memory)
 
 
 def signal_name(signum: int) -> str:

@@ -18,6 +18,10 @@ What counts as a failure, and what the caller learns (see RankFailure):
                        plus the tail of its log (a segfault's faulthandler stack); "crash"
   the deadline passes  every rank still running dumps its Python stacks (SIGUSR1 ->
                        faulthandler) and is killed; "hang", with where each one waited
+  memory runs low      the machine's available memory under the guard's floor: the pool
+                       is killed at once, the rank with the most private memory reported
+                       "OutOfMemory"; a rank the kernel's OOM killer took is named so too
+                       (memory.py); "crash". `last_memory`: every run's sampled figures
 After the first failure the other ranks get `failure_grace_s` to report (a peer's crash
 usually makes them raise at once); ranks still running then are "killed".
 """
@@ -40,9 +44,11 @@ from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_ready
 from typing import Any, NoReturn
 
+from harness.results import RankError
 from harness.runtime import lifecycle
 from harness.runtime.collective_log import Desync, DesyncWatch
 from harness.runtime.failure import RankFailure, RunEnd, classify, crash_error
+from harness.runtime.memory import PROC, MemoryFigures, MemoryWatch
 from harness.runtime.program import Program, program_ref
 from harness.runtime.protocol import (
     LIFELINE_DUMP_FLIGHT_RECORDER,
@@ -110,14 +116,18 @@ class RankPool:
         start_timeout_s: float = 120.0,
         failure_grace_s: float = 1.0,
         stop_timeout_s: float = 5.0,
+        memory_floor_mb: float | None = None,
     ) -> None:
         self.spec = spec
         self.start_timeout_s = start_timeout_s
         self.failure_grace_s = failure_grace_s
         self.stop_timeout_s = stop_timeout_s
+        self.memory_floor_mb = memory_floor_mb  # None: memory.floor_bytes' default
         self.start_s: float | None = None
         self.runs = 0  # programs completed on this pool
         self.last_failure: RankFailure | None = None
+        self.last_memory: MemoryFigures | None = None  # of the last run (or the start)
+        self._inherited = 0  # anonymous bytes every worker starts with: the zygote's
         self._state = "new"  # new -> starting -> ready -> dead | closed
         self._workers: list[_Worker] = []
         self._dir: str | None = None
@@ -197,6 +207,7 @@ class RankPool:
             env = self._worker_env()
             for rank in range(self.spec.world_size):
                 self._spawn_worker(zygote, rank, port, env)
+            self._inherited = PROC.anon(zygote.pid or 0) or 0
             self._gather(START_RUN_ID, t0 + self.start_timeout_s, "<start>", self.start_timeout_s)
         except BaseException:
             self._terminate("dead")
@@ -327,11 +338,21 @@ class RankPool:
         t0 = time.monotonic()
         state = RunState(run_id, len(self._workers))
         watch = DesyncWatch(state.logs) if len(self._workers) > 1 else None
+        memory = MemoryWatch({w.rank: w.pid for w in self._workers}, self._inherited,
+                             self.memory_floor_mb)
+        self.last_memory = memory.figures
         desync: Desync | None = None
+        out_of_memory: RankError | None = None
+        next_sample = t0 + POLL_S  # a short run is sampled once, at its end
         while state.pending:
             if self._state not in ("starting", "ready"):
                 raise PoolKilled(f"{self!r} was killed while waiting for {program}")
             now = time.monotonic()
+            if now >= next_sample:  # at most every POLL_S, however many events arrive
+                next_sample = now + POLL_S
+                out_of_memory = memory.sample(state.pending)
+                if out_of_memory is not None:
+                    break
             limit = state.limit(deadline, self.failure_grace_s)
             if now >= limit:
                 break
@@ -339,15 +360,18 @@ class RankPool:
                 desync = watch.check(now)
                 if desync is not None:
                     break
-            # Woken at least every POLL_S: a mismatch without evidence settles.
+            # Woken at least every POLL_S: a mismatch without evidence settles, memory is read.
             for rank, message in self._events(state, min(limit - now, POLL_S), program):
                 if message is None:
-                    self._on_exit(state, self._workers[rank])
+                    self._on_exit(state, self._workers[rank], memory)
                 else:
                     state.on_message(rank, message, time.monotonic())
+        if out_of_memory is None:
+            memory.sample(frozenset())  # what the ranks hold at the end (no guard: none runs)
         if state.succeeded and (watch is None or (desync := watch.check(float("inf"))) is None):
             return state.results_in_order()
-        self._fail(state, desync, program, deadline_s, t0)
+        self._fail(state, program, deadline_s, t0, desync=desync, out_of_memory=out_of_memory,
+                   memory=memory.figures)
 
     def _events(self, state: RunState, timeout_s: float, program: str
                 ) -> Iterator[tuple[int, Message | None]]:
@@ -377,19 +401,25 @@ class RankPool:
         except (EOFError, OSError):
             return w.rank, None  # the connection closed: the worker is dying
 
-    def _on_exit(self, state: RunState, w: _Worker) -> None:
-        """The handler of a rank's death: its exit status and the end of its log."""
+    def _on_exit(self, state: RunState, w: _Worker, memory: MemoryWatch) -> None:
+        """The handler of a rank's death: its exit status, the end of its log, and whether
+        the kernel's OOM killer sent its SIGKILL."""
         if w.rank not in state.pending:
             return
         self._collect_status(w, timeout_s=5.0)
-        state.died(w.rank, crash_error(w.rank, w.returncode, self._crash_report(w)), time.monotonic())
+        error = memory.explain_kill(crash_error(w.rank, w.returncode, self._crash_report(w)))
+        state.died(w.rank, error, time.monotonic())
 
-    def _fail(self, state: RunState, desync: Desync | None, program: str, deadline_s: float,
-              t0: float) -> NoReturn:
-        """Find out where the ranks still running are, classify, kill the pool, raise."""
+    def _fail(self, state: RunState, program: str, deadline_s: float, t0: float, *,
+              desync: Desync | None, out_of_memory: RankError | None,
+              memory: MemoryFigures) -> NoReturn:
+        """Find out where the ranks still running are, classify, kill the pool, raise.
+        Stopped for memory, the pool is killed first: no time for stack dumps then."""
         running = sorted(state.pending)
         stacks: dict[int, str] = {}
-        if running:
+        if out_of_memory is not None:
+            self._terminate("dead")
+        elif running:
             stacks = request_stack_dumps({r: self._workers[r].pid for r in running},
                                          {r: self._workers[r].stacks_path for r in running})
             self._add_flight_recorder(running, stacks)
@@ -397,7 +427,8 @@ class RankPool:
             program=program, label=self.spec.label, deadline_s=deadline_s,
             outcomes=state.outcomes, errors=state.errors, running=running, stacks=stacks,
             waiting=state.waiting(), desync=desync, failed_first=state.first_failure is not None,
-            elapsed_s=time.monotonic() - t0, collectives=state.collectives(LOG_TAIL)))
+            out_of_memory=out_of_memory, elapsed_s=time.monotonic() - t0,
+            collectives=state.collectives(LOG_TAIL), memory=memory))
         self.last_failure = failure
         self._terminate("dead")
         raise failure

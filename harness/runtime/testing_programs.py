@@ -159,3 +159,15 @@ def set_default_dtype_double(ctx: RankContext, payload: Any) -> str:
 
 def default_dtype(ctx: RankContext, payload: Any) -> str:
     return str(torch.get_default_dtype())
+
+
+_HELD: list[torch.Tensor] = []
+
+
+def hold_memory(ctx: RankContext, payload: dict[str, Any]) -> int:
+    """Rank payload["rank"] allocates payload["mb"] MB (written, so resident) and keeps it
+    until the worker exits; payload["sleep_s"] keeps every rank running that long."""
+    if _faulty(ctx, payload):
+        _HELD.append(torch.ones(int(payload["mb"]) * 2**18))  # float32: 2**18 per MB
+    time.sleep(float(payload.get("sleep_s", 0)))
+    return sum(t.numel() * 4 for t in _HELD)
