@@ -8,9 +8,11 @@ Every program has the rank-program signature: fn(ctx: RankContext, payload) -> p
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
 import signal
 import socket
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -61,6 +63,9 @@ def rank_info(ctx: RankContext, payload: Any) -> dict[str, Any]:
         "cwd": os.getcwd(),
         "is_initialized": dist.is_initialized(),
         "payload": payload,
+        "gc_enabled": gc.isenabled(),
+        "gc_frozen": gc.get_freeze_count(),  # objects inherited from the zygote, frozen
+        "warm_modules": sorted(m for m in ("harness.kinds", "harness.losses") if m in sys.modules),
     }
 
 

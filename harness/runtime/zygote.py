@@ -18,7 +18,8 @@ Why not multiprocessing's forkserver with set_forkserver_preload, the same idea:
   it starts multiprocessing's resource_tracker process along with it.
 
 Safety of forking: the zygote never runs a torch op, never initialises CUDA and starts
-no thread of its own (numpy's OpenBLAS pool handles fork with its own atfork hooks).
+no thread of its own, nor does importing the _WARM modules (numpy's OpenBLAS pool, which
+`import torch` starts, handles fork with its own atfork hooks).
 
 Protocol (a Unix socket pair, one request at a time, guarded by a lock in the parent):
   parent -> zygote: 8-byte length + pickled SpawnRequest (protocol.py), with fds attached
@@ -35,6 +36,7 @@ includes the parent being SIGKILLed.
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import select
@@ -52,6 +54,11 @@ from harness.runtime.protocol import SpawnRequest
 _HEADER = struct.Struct("!Q")
 _STATUS = struct.Struct("!i")
 _PRELOAD = ("torch", "torch.distributed", "harness.runtime.worker")
+#: Imported too, at best effort, so that W ranks do not each import them on their first
+#: case: what a catalogue case's rank program imports (named, not imported: the kinds and
+#: checks sit above the runtime, as checks/runner.py names its program). One that fails
+#: to import here is imported by the ranks, which report the error against the case.
+_WARM = ("harness.kinds", "harness.checks.job", "harness.losses", "numpy.random")
 
 
 class ZygoteError(RuntimeError):
@@ -264,9 +271,13 @@ def zygote_main(sock_fd: int) -> None:
     """Entry point of the zygote process (never returns)."""
     sock = socket.socket(fileno=sock_fd)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        import importlib
+    # The ranks share the zygote's pages until they write to them. No collection here
+    # (it would leave freed holes in those pages), and every object frozen before a fork
+    # (_fork_worker), so that a rank's collector never touches -- copies -- inherited ones.
+    gc.disable()
+    import importlib
 
+    try:
         for name in _PRELOAD:
             importlib.import_module(name)
     except BaseException as exc:  # report, then exit: the parent raises ZygoteError
@@ -274,6 +285,11 @@ def zygote_main(sock_fd: int) -> None:
             _send_message(sock, {"error": f"{type(exc).__name__}: {exc}"}, [])
         finally:
             os._exit(1)
+    for name in _WARM:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - a warm-up only: the ranks import it themselves
+            pass
 
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
@@ -332,10 +348,12 @@ def _fork_worker(
 ) -> tuple[int, int]:
     pgid = request.pgid
     status_r, status_w = os.pipe()
+    gc.freeze()
     pid = os.fork()
     if pid == 0:  # ---- the worker
         code = 1
         try:
+            gc.enable()
             os.setpgid(0, pgid)
             signal.set_wakeup_fd(-1)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
