@@ -29,7 +29,7 @@ from __future__ import annotations
 import functools
 import os
 import signal
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from harness.results import RankError
@@ -130,18 +130,14 @@ class MemoryWatch:
             return error
         before, now = self.oom_kills_before, self.probe.oom_kills()
         if before is None or now is None:
-            return RankError(rank=error.rank, type=error.type, traceback=error.traceback,
-                             signal=error.signal, message=(
-                                 f"{error.message} (by the kernel's OOM killer or not: unknown, "
-                                 "no OOM-kill counter is readable here)"))
+            return replace(error, message=f"{error.message} (by the kernel's OOM killer or not: "
+                                          "unknown, no OOM-kill counter is readable here)")
         if now <= before:
             return error
-        return RankError(rank=error.rank, type=OUT_OF_MEMORY, traceback=error.traceback,
-                         signal=error.signal, message=(
-                             f"rank {error.rank} was killed by SIGKILL from the kernel's OOM "
-                             f"killer (OOM kills {before} -> {now}); at the last sample "
-                             f"{self._held(error.rank)}, and the machine had "
-                             f"{_mb(self.last_available_mb)} available"))
+        return replace(error, type=OUT_OF_MEMORY, message=(
+            f"rank {error.rank} was killed by SIGKILL from the kernel's OOM killer (OOM kills "
+            f"{before} -> {now}); at the last sample {self._held(error.rank)}, and the machine "
+            f"had {_mb(self.last_available_mb)} available"))
 
     def _held(self, rank: int) -> str:
         return (f"it held {_mb(self.last_rank_mb.get(rank))} private, the pool "
