@@ -9,7 +9,8 @@ it samples at most that often, and once when the run ends):
   shares the zygote's ~150 MB until it writes to it, so resident - shared alone would
   count that W times. This misses the few MB of inherited pages a rank copies on write
   (smaps_rollup's exact USS does not: ~6 MB a rank here), but costs ~10 us a rank where
-  smaps_rollup costs ~3 ms: 0.2 s a sweep at 64 ranks, measured on this 2-core machine.
+  smaps_rollup costs ~4 ms: a sample of 64 ranks takes 0.5 ms, 0.25 s with smaps_rollup
+  (measured on a 2-core machine).
 * the machine's **available memory**: ``/proc/meminfo`` MemAvailable, and where a cgroup
   sets a limit (v2 ``memory.max``, v1 ``memory.limit_in_bytes``, on this cgroup or an
   ancestor), the limit minus the cgroup's working set (usage less its inactive file cache,
