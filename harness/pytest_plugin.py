@@ -7,9 +7,10 @@ Fixtures: rank_pools       session-scoped PoolCache (pools stay warm across test
           dist_run         run(program, payload=None, world_size=None, deadline_s=None) -> list;
                            program: a top-level function, or a "module:function" string
           dist_world_size  the test's world size; a test that uses it (or dist_run) runs
-                           once per --world-sizes entry, or per @pytest.mark.world_size(n, ...)
-          dist_backend     the --backend value
-Markers:  world_size(n, ...)  run on these world sizes instead of --world-sizes
+                           once per --dino-world-sizes entry, or per
+                           @pytest.mark.world_size(n, ...)
+          dist_backend     the --dino-backend value
+Markers:  world_size(n, ...)  run on these world sizes instead of --dino-world-sizes
           nccl                needs NCCL and GPUs: skipped without
 
 A spec this machine cannot run (NCCL without GPUs, more NCCL ranks than GPUs) skips the

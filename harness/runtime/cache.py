@@ -24,10 +24,11 @@ class PoolCache:
     """
 
     def __init__(self, *, max_pools: int | None = None, start_timeout_s: float = 120.0,
-                 failure_grace_s: float = 1.0) -> None:
+                 failure_grace_s: float = 1.0, memory_floor_mb: float | None = None) -> None:
         self.max_pools = max_pools
         self.start_timeout_s = start_timeout_s
         self.failure_grace_s = failure_grace_s
+        self.memory_floor_mb = memory_floor_mb  # the pools' memory guard (memory.py)
         self.starts = 0  # pools started by this cache: reuse keeps this low
         self.failures = 0
         self._pools: OrderedDict[PoolSpec, RankPool] = OrderedDict()
@@ -51,7 +52,8 @@ class PoolCache:
                 pool.close()
                 del self._pools[spec]
             self._evict_for_one_more()
-            pool = RankPool(spec, start_timeout_s=self.start_timeout_s, failure_grace_s=self.failure_grace_s)
+            pool = RankPool(spec, start_timeout_s=self.start_timeout_s, failure_grace_s=self.failure_grace_s,
+                            memory_floor_mb=self.memory_floor_mb)
             self.starts += 1
             pool.start()  # raises PoolUnavailable / RankFailure; nothing is cached then
             self._pools[spec] = pool

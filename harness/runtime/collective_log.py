@@ -26,6 +26,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.runtime.protocol import ProtocolError
+
 #: torch.distributed functions that are collectives (point-to-point ops are left alone).
 COLLECTIVES = (
     "all_reduce", "all_gather", "all_gather_into_tensor", "reduce_scatter",
@@ -226,6 +228,8 @@ class RankLog:
             seq = event[1]
             if 0 < seq <= len(self.entries):
                 self.entries[seq - 1].completed_s = now
+        else:
+            raise ProtocolError(f"unknown collective event {event!r}: expected 'issued' or 'completed'")
 
     @property
     def waiting(self) -> Entry | None:

@@ -8,9 +8,14 @@ in a collective, the rank that crashed is the cause and the ranks that then rais
 from __future__ import annotations
 
 import signal
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from harness.results import RankError
+from harness.runtime.collective_log import Desync
+from harness.runtime.memory import OUT_OF_MEMORY, MemoryFigures
+from harness.runtime.stacks import where
 
 # Failure kinds, most severe first: a crash usually *causes* errors on the other ranks
 # (their collectives lose a peer), and an error usually leaves the others waiting.
@@ -26,6 +31,8 @@ CRASHED = "crashed"  # the process died (exit code or signal)
 HUNG = "hung"  # still running when the deadline passed, and nothing else failed
 KILLED = "killed"  # still running after another rank failed: killed with the pool
 OUTCOMES = (OK, RAISED, CRASHED, HUNG, KILLED)
+_SEVERITY = {CRASHED: 0, RAISED: 1, HUNG: 2}
+_CAUSES = ("Desync", OUT_OF_MEMORY)  # listed first: what the other ranks' failures follow from
 
 
 class RankFailure(Exception):
@@ -36,6 +43,7 @@ class RankFailure(Exception):
     outcomes: every rank's outcome: "ok" | "raised" | "crashed" | "hung" | "killed".
     stacks:   the Python stacks (faulthandler dumps) of every rank that was still running
               when the pool was killed, hung or killed alike.
+    memory:   the run's memory as the parent sampled it (peak private MB per rank, ...).
     """
 
     def __init__(
@@ -50,6 +58,7 @@ class RankFailure(Exception):
         elapsed_s: float | None = None,
         diagnosis: str = "",
         collectives: dict[int, list[dict[str, Any]]] | None = None,
+        memory: MemoryFigures | None = None,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown failure kind {kind!r}")
@@ -62,6 +71,7 @@ class RankFailure(Exception):
         self.elapsed_s = elapsed_s
         self.diagnosis = diagnosis  # what broke, named (a desync: the culprit and collective)
         self.collectives = dict(collectives or {})  # each rank's collective log, JSON-able
+        self.memory = memory
         super().__init__(self.summary())
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -69,7 +79,7 @@ class RankFailure(Exception):
         return (
             _rebuild_rank_failure,
             (self.kind, self.errors, self.outcomes, self.program, self.label, self.stacks,
-             self.elapsed_s, self.diagnosis, self.collectives),
+             self.elapsed_s, self.diagnosis, self.collectives, self.memory),
         )
 
     @property
@@ -108,6 +118,7 @@ class RankFailure(Exception):
             "elapsed_s": self.elapsed_s,
             "diagnosis": self.diagnosis,
             "collectives": {str(r): log for r, log in self.collectives.items()},
+            "memory": self.memory.to_json() if self.memory is not None else None,
         }
 
 
@@ -121,9 +132,11 @@ def _rebuild_rank_failure(
     elapsed_s: float | None,
     diagnosis: str = "",
     collectives: dict[int, list[dict[str, Any]]] | None = None,
+    memory: MemoryFigures | None = None,
 ) -> RankFailure:
     return RankFailure(kind, errors, outcomes, program=program, label=label, stacks=stacks,
-                       elapsed_s=elapsed_s, diagnosis=diagnosis, collectives=collectives)
+                       elapsed_s=elapsed_s, diagnosis=diagnosis, collectives=collectives,
+                       memory=memory)
 
 
 def failure_kind(outcomes: dict[int, str]) -> str:
@@ -134,6 +147,80 @@ def failure_kind(outcomes: dict[int, str]) -> str:
     if RAISED in values:
         return KIND_ERROR
     return KIND_HANG
+
+
+@dataclass
+class RunEnd:
+    """What the parent knows when a run ends badly, in plain data: :func:`classify`'s input."""
+
+    program: str
+    label: str
+    deadline_s: float
+    outcomes: Mapping[int, str]  # the ranks that finished: OK, RAISED or CRASHED
+    errors: Mapping[int, RankError]  # of the ranks that raised or crashed
+    running: list[int]  # the ranks still running when the pool was stopped
+    stacks: dict[int, str] = field(default_factory=dict)  # of the running ranks
+    waiting: Mapping[int, str] = field(default_factory=dict)  # rank -> the collective it waits in
+    desync: Desync | None = None  # the collective logs diverged: the run was stopped for it
+    failed_first: bool = False  # a rank raised or died before the deadline passed
+    out_of_memory: RankError | None = None  # the memory guard stopped the run: on this rank
+    elapsed_s: float | None = None
+    collectives: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    memory: MemoryFigures | None = None
+
+
+def classify(end: RunEnd) -> RankFailure:
+    """The RankFailure of a run that ended badly: every rank's outcome, causes first.
+
+    Ranks still running are "hung" when nothing else failed before the deadline, "killed"
+    when another rank failed first (they were waiting for it). A desync names its culprit
+    ("Desync", "hung" if it still ran) and every other running rank as "Waiting" in the
+    collective its log shows ("killed"); the run is a hang, whatever finished meanwhile.
+    The memory guard's stop is a crash of the rank it names; every other running rank was
+    "killed" with the pool.
+    """
+    outcomes = dict(end.outcomes)
+    errors = dict(end.errors)
+    desync = end.desync
+    if end.out_of_memory is not None:
+        stopped = end.out_of_memory.rank
+        errors[stopped] = end.out_of_memory
+        outcomes.update({rank: KILLED for rank in end.running})
+        outcomes[stopped] = CRASHED
+    elif desync is not None:
+        errors[desync.culprit] = RankError(
+            rank=desync.culprit, type="Desync", message=desync.message,
+            traceback=end.stacks.get(desync.culprit, "")
+            or "(this rank had finished its program: no live stack)")
+        for rank in end.running:
+            if rank != desync.culprit:
+                waiting = end.waiting.get(rank)
+                errors[rank] = RankError(
+                    rank=rank, type="Waiting",
+                    message=(f"rank {rank} waits in {waiting}" if waiting else
+                             f"rank {rank} was still running {end.program}"),
+                    traceback=end.stacks.get(rank, ""))
+            outcomes[rank] = HUNG if rank == desync.culprit else KILLED
+    elif end.failed_first:
+        outcomes.update({rank: KILLED for rank in end.running})
+    else:
+        for rank in end.running:
+            stack = end.stacks.get(rank, "")
+            outcomes[rank] = HUNG
+            errors[rank] = RankError(
+                rank=rank, type="Hang",
+                message=(f"rank {rank} still running {end.program} after the {end.deadline_s:g} s "
+                         f"deadline, in {where(stack)}"),
+                traceback=stack)
+    # Causes first: the rank that broke the collective order or ran out of memory, then
+    # by severity.
+    ordered = sorted(errors.values(), key=lambda e: (
+        e.type not in _CAUSES, _SEVERITY.get(outcomes[e.rank], 3), e.rank))
+    return RankFailure(
+        KIND_HANG if desync is not None else failure_kind(outcomes), ordered, outcomes,
+        program=end.program, label=end.label, stacks=end.stacks, elapsed_s=end.elapsed_s,
+        diagnosis=desync.message if desync is not None else "", collectives=end.collectives,
+        memory=end.memory)
 
 
 def signal_name(signum: int) -> str:

@@ -18,6 +18,10 @@ What counts as a failure, and what the caller learns (see RankFailure):
                        plus the tail of its log (a segfault's faulthandler stack); "crash"
   the deadline passes  every rank still running dumps its Python stacks (SIGUSR1 ->
                        faulthandler) and is killed; "hang", with where each one waited
+  memory runs low      the machine's available memory under the guard's floor: the pool
+                       is killed at once, the rank with the most private memory reported
+                       "OutOfMemory"; a rank the kernel's OOM killer took is named so too
+                       (memory.py); "crash". `last_memory`: every run's sampled figures
 After the first failure the other ranks get `failure_grace_s` to report (a peer's crash
 usually makes them raise at once); ranks still running then are "killed".
 """
@@ -32,42 +36,39 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_ready
-from typing import Any
+from typing import Any, NoReturn
 
 from harness.results import RankError
 from harness.runtime import lifecycle
-from harness.runtime.collective_log import Desync, DesyncWatch, RankLog
-from harness.runtime.failure import (
-    CRASHED,
-    HUNG,
-    KILLED,
-    KIND_HANG,
-    OK,
-    RAISED,
-    RankFailure,
-    crash_error,
-    failure_kind,
-)
+from harness.runtime.collective_log import Desync, DesyncWatch
+from harness.runtime.failure import RankFailure, RunEnd, classify, crash_error
+from harness.runtime.memory import PROC, MemoryFigures, MemoryWatch
 from harness.runtime.program import Program, program_ref
-from harness.runtime.spec import PoolSpec, threads_per_rank
-from harness.runtime.stacks import (
-    read_log_tail,
-    request_stack_dumps,
-    summarize_flight_recorder,
-    where,
+from harness.runtime.protocol import (
+    LIFELINE_DUMP_FLIGHT_RECORDER,
+    START_RUN_ID,
+    Message,
+    Run,
+    SpawnRequest,
+    Stop,
+    WorkerConfig,
+    decode,
+    encode,
 )
+from harness.runtime.run_state import RunState
+from harness.runtime.spec import PoolSpec, threads_per_rank
+from harness.runtime.stacks import read_log_tail, request_stack_dumps, summarize_flight_recorder
 from harness.runtime.zygote import get_zygote, read_status
 
 STORE_HOST = "127.0.0.1"
 FLIGHT_RECORDER_ENTRIES = 2000
-LIFELINE_DUMP_FLIGHT_RECORDER = b"F"  # the byte worker.py's lifeline thread answers
-_SEVERITY = {CRASHED: 0, RAISED: 1, HUNG: 2}
-DESYNC_POLL_S = 0.25
+POLL_S = 0.25  # the gather loop wakes at least this often, events or not
 LOG_TAIL = 16  # the last collectives of each rank kept with a failure
 
 
@@ -115,14 +116,18 @@ class RankPool:
         start_timeout_s: float = 120.0,
         failure_grace_s: float = 1.0,
         stop_timeout_s: float = 5.0,
+        memory_floor_mb: float | None = None,
     ) -> None:
         self.spec = spec
         self.start_timeout_s = start_timeout_s
         self.failure_grace_s = failure_grace_s
         self.stop_timeout_s = stop_timeout_s
+        self.memory_floor_mb = memory_floor_mb  # None: memory.floor_bytes' default
         self.start_s: float | None = None
         self.runs = 0  # programs completed on this pool
         self.last_failure: RankFailure | None = None
+        self.last_memory: MemoryFigures | None = None  # of the last run (or the start)
+        self._inherited = 0  # anonymous bytes every worker starts with: the zygote's
         self._state = "new"  # new -> starting -> ready -> dead | closed
         self._workers: list[_Worker] = []
         self._dir: str | None = None
@@ -202,7 +207,8 @@ class RankPool:
             env = self._worker_env()
             for rank in range(self.spec.world_size):
                 self._spawn_worker(zygote, rank, port, env)
-            self._gather("ready", 0, t0 + self.start_timeout_s, "<start>", self.start_timeout_s)
+            self._inherited = PROC.anon(zygote.pid or 0) or 0
+            self._gather(START_RUN_ID, t0 + self.start_timeout_s, "<start>", self.start_timeout_s)
         except BaseException:
             self._terminate("dead")
             raise
@@ -265,22 +271,14 @@ class RankPool:
         log_path = os.path.join(self._dir, f"rank{rank}.log")
         stacks_path = os.path.join(self._dir, f"rank{rank}.stacks")
         fr_path = os.path.join(self._dir, f"rank{rank}.flight_recorder")
-        config = {
-            "rank": rank,
-            "world_size": self.spec.world_size,
-            "backend": self.spec.backend,
-            "pg_timeout_s": self.spec.pg_timeout_s,
-            "start_timeout_s": self.start_timeout_s,
-            "store_host": STORE_HOST,
-            "store_port": port,
-            "sys_path": list(sys.path),
-            "cwd": os.getcwd(),
-            "env": env,
-            "num_threads": threads_per_rank(self.spec.world_size),
-            "stacks_path": stacks_path,
-            "flight_recorder_path": fr_path,
-        }
-        request = {"pgid": self._pgid or 0, "log_path": log_path, "config": config}
+        config = WorkerConfig(
+            rank=rank, world_size=self.spec.world_size, backend=self.spec.backend,
+            pg_timeout_s=self.spec.pg_timeout_s, start_timeout_s=self.start_timeout_s,
+            store_host=STORE_HOST, store_port=port, sys_path=tuple(sys.path), cwd=os.getcwd(),
+            env=env, num_threads=threads_per_rank(self.spec.world_size),
+            stacks_path=stacks_path, flight_recorder_path=fr_path,
+        )
+        request = SpawnRequest(pgid=self._pgid or 0, log_path=log_path, config=config)
         parent_conn, child_conn = Pipe(duplex=True)
         lifeline_r, lifeline_w = os.pipe()
         try:
@@ -314,7 +312,7 @@ class RankPool:
         program = program_ref(program)
         payload_bytes = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
         self._run_id += 1
-        message = pickle.dumps(("run", self._run_id, program, payload_bytes), protocol=pickle.HIGHEST_PROTOCOL)
+        message = encode(Run(self._run_id, program, payload_bytes))
         t0 = time.monotonic()
         try:
             for w in self._workers:
@@ -322,7 +320,7 @@ class RankPool:
                     w.conn.send_bytes(message)
                 except OSError:
                     pass  # a dead worker: its exit sentinel reports it in _gather
-            results = self._gather("ok", self._run_id, t0 + deadline_s, program, deadline_s)
+            results = self._gather(self._run_id, t0 + deadline_s, program, deadline_s)
         except RankFailure:
             raise
         except BaseException:
@@ -331,135 +329,106 @@ class RankPool:
         self.runs += 1
         return results
 
-    def _gather(self, expect: str, run_id: int, deadline: float, program: str, deadline_s: float) -> list[Any]:
-        """Wait for every rank's answer (or death) until the deadline; raise RankFailure on failure."""
+    def _gather(self, run_id: int, deadline: float, program: str, deadline_s: float) -> list[Any]:
+        """Every rank's answer, in rank order; RankFailure (and the pool killed) otherwise.
+
+        One loop: wait on the pending ranks' pipes and exit sentinels, hand each event to
+        its handler (RunState: answer, error, collective; here: a rank's death), and check
+        the collective logs for a desync. What the failure means is failure.classify's."""
         t0 = time.monotonic()
-        workers = self._workers
-        pending = {w.rank for w in workers}
-        results: dict[int, Any] = {}
-        outcomes: dict[int, str] = {}
-        errors: dict[int, RankError] = {}
-        first_failure: float | None = None
-        logs = {w.rank: RankLog() for w in workers}
-        watch = DesyncWatch(logs)
+        state = RunState(run_id, len(self._workers))
+        watch = DesyncWatch(state.logs) if len(self._workers) > 1 else None
+        memory = MemoryWatch({w.rank: w.pid for w in self._workers}, self._inherited,
+                             self.memory_floor_mb)
+        self.last_memory = memory.figures
         desync: Desync | None = None
-
-        def receive(w: _Worker) -> None:
-            nonlocal first_failure
-            try:
-                message = pickle.loads(w.conn.recv_bytes())
-            except (EOFError, OSError):
-                record_exit(w)  # the connection closed: the worker is dying
-                return
-            tag, rid, body = message
-            if tag == "collective" and rid == run_id:
-                logs[w.rank].record(body)
-            elif tag == expect and rid == run_id:
-                results[w.rank] = body
-                outcomes[w.rank] = OK
-                logs[w.rank].finished = True
-                pending.discard(w.rank)
-            elif tag == "error" and rid == run_id:
-                errors[w.rank] = body
-                outcomes[w.rank] = RAISED
-                logs[w.rank].finished = True
-                pending.discard(w.rank)
-                first_failure = first_failure or time.monotonic()
-            # Anything else is a stale answer to an earlier run: ignore it.
-
-        def record_exit(w: _Worker) -> None:
-            nonlocal first_failure
-            if w.rank not in pending:
-                return
-            self._collect_status(w, timeout_s=5.0)
-            errors[w.rank] = crash_error(w.rank, w.returncode, self._crash_report(w))
-            outcomes[w.rank] = CRASHED
-            pending.discard(w.rank)
-            first_failure = first_failure or time.monotonic()
-
-        while pending:
+        out_of_memory: RankError | None = None
+        next_sample = t0 + POLL_S  # a short run is sampled once, at its end
+        while state.pending:
             if self._state not in ("starting", "ready"):
                 raise PoolKilled(f"{self!r} was killed while waiting for {program}")
             now = time.monotonic()
-            limit = deadline if first_failure is None else min(deadline, first_failure + self.failure_grace_s)
+            if now >= next_sample:  # at most every POLL_S, however many events arrive
+                next_sample = now + POLL_S
+                out_of_memory = memory.sample(state.pending)
+                if out_of_memory is not None:
+                    break
+            limit = state.limit(deadline, self.failure_grace_s)
             if now >= limit:
                 break
-            if len(workers) > 1 and first_failure is None:
+            if watch is not None and state.first_failure is None:
                 desync = watch.check(now)
                 if desync is not None:
                     break
-            by_conn = {w.conn: w for w in workers if w.rank in pending}
-            by_fd = {w.status_fd: w for w in workers if w.rank in pending and not w.exited}
-            try:
-                # Woken at least every DESYNC_POLL_S: a mismatch without evidence settles.
-                ready = wait_ready([*by_conn, *by_fd], timeout=min(limit - now, DESYNC_POLL_S))
-            except (OSError, ValueError):
-                if self._state not in ("starting", "ready"):  # a signal handler closed our fds
-                    raise PoolKilled(f"{self!r} was killed while waiting for {program}") from None
-                raise
-            # Answers first: a rank that answered and then exited has answered.
-            for obj in ready:
-                if obj in by_conn:
-                    receive(by_conn[obj])
-            for obj in ready:
-                if obj in by_fd:
-                    w = by_fd[obj]
-                    while w.rank in pending and _poll(w.conn):
-                        receive(w)
-                    record_exit(w)
+            # Woken at least every POLL_S: a mismatch without evidence settles, memory is read.
+            for rank, message in self._events(state, min(limit - now, POLL_S), program):
+                if message is None:
+                    self._on_exit(state, self._workers[rank], memory)
+                else:
+                    state.on_message(rank, message, time.monotonic())
+        if out_of_memory is None:
+            memory.sample(frozenset())  # what the ranks hold at the end (no guard: none runs)
+        if state.succeeded and (watch is None or (desync := watch.check(float("inf"))) is None):
+            return state.results_in_order()
+        self._fail(state, program, deadline_s, t0, desync=desync, out_of_memory=out_of_memory,
+                   memory=memory.figures)
 
-        if not pending and not errors:
-            if len(workers) > 1 and (desync := watch.check(float("inf"))) is None:
-                return [results[r] for r in range(len(workers))]
-            if len(workers) == 1:
-                return [results[0]]
+    def _events(self, state: RunState, timeout_s: float, program: str
+                ) -> Iterator[tuple[int, Message | None]]:
+        """What one wait brings, answers first (a rank that answered and then exited has
+        answered): (rank, a message), or (rank, None) when the rank's process is gone."""
+        by_conn = {w.conn: w for w in self._workers if w.rank in state.pending}
+        by_fd = {w.status_fd: w for w in self._workers if w.rank in state.pending and not w.exited}
+        try:
+            ready = wait_ready([*by_conn, *by_fd], timeout=timeout_s)
+        except (OSError, ValueError):
+            if self._state not in ("starting", "ready"):  # a signal handler closed our fds
+                raise PoolKilled(f"{self!r} was killed while waiting for {program}") from None
+            raise
+        for obj in ready:
+            if obj in by_conn:
+                yield self._receive(by_conn[obj])
+        for obj in ready:
+            if obj in by_fd:
+                w = by_fd[obj]
+                while w.rank in state.pending and _poll(w.conn):
+                    yield self._receive(w)
+                yield w.rank, None
 
-        # ---- failure: find out where the ranks still running are, then kill the pool
-        still_running = sorted(pending)
+    def _receive(self, w: _Worker) -> tuple[int, Message | None]:
+        try:
+            return w.rank, decode(w.conn.recv_bytes())
+        except (EOFError, OSError):
+            return w.rank, None  # the connection closed: the worker is dying
+
+    def _on_exit(self, state: RunState, w: _Worker, memory: MemoryWatch) -> None:
+        """The handler of a rank's death: its exit status, the end of its log, and whether
+        the kernel's OOM killer sent its SIGKILL."""
+        if w.rank not in state.pending:
+            return
+        self._collect_status(w, timeout_s=5.0)
+        error = memory.explain_kill(crash_error(w.rank, w.returncode, self._crash_report(w)))
+        state.died(w.rank, error, time.monotonic())
+
+    def _fail(self, state: RunState, program: str, deadline_s: float, t0: float, *,
+              desync: Desync | None, out_of_memory: RankError | None,
+              memory: MemoryFigures) -> NoReturn:
+        """Find out where the ranks still running are, classify, kill the pool, raise.
+        Stopped for memory, the pool is killed first: no time for stack dumps then."""
+        running = sorted(state.pending)
         stacks: dict[int, str] = {}
-        if still_running:
-            stacks = request_stack_dumps(
-                {r: workers[r].pid for r in still_running},
-                {r: workers[r].stacks_path for r in still_running},
-            )
-            self._add_flight_recorder(still_running, stacks)
-        if desync is not None:
-            errors[desync.culprit] = RankError(
-                rank=desync.culprit, type="Desync", message=desync.message,
-                traceback=stacks.get(desync.culprit, "")
-                or "(this rank had finished its program: no live stack)")
-            for rank in still_running:
-                waiting = logs[rank].waiting
-                if rank != desync.culprit:
-                    errors[rank] = RankError(
-                        rank=rank, type="Waiting",
-                        message=(f"rank {rank} waits in {waiting.describe()}" if waiting else
-                                 f"rank {rank} was still running {program}"),
-                        traceback=stacks.get(rank, ""))
-                outcomes[rank] = HUNG if rank == desync.culprit else KILLED
-        for rank in still_running:
-            if desync is not None:
-                continue
-            if first_failure is None:
-                outcomes[rank] = HUNG
-                errors[rank] = RankError(
-                    rank=rank, type="Hang",
-                    message=(f"rank {rank} still running {program} after the {deadline_s:g} s "
-                             f"deadline, in {where(stacks.get(rank, ''))}"),
-                    traceback=stacks.get(rank, ""),
-                )
-            else:
-                outcomes[rank] = KILLED
-        # Causes first: the rank that broke the collective order, then by severity.
-        ordered = sorted(errors.values(), key=lambda e: (
-            e.type != "Desync", _SEVERITY.get(outcomes[e.rank], 3), e.rank))
-        failure = RankFailure(
-            KIND_HANG if desync is not None else failure_kind(outcomes), ordered, outcomes,
-            program=program, label=self.spec.label, stacks=stacks, elapsed_s=time.monotonic() - t0,
-            diagnosis=desync.message if desync is not None else "",
-            collectives={r: [e.to_json() for e in log.entries[-LOG_TAIL:]]
-                         for r, log in logs.items() if log.entries},
-        )
+        if out_of_memory is not None:
+            self._terminate("dead")
+        elif running:
+            stacks = request_stack_dumps({r: self._workers[r].pid for r in running},
+                                         {r: self._workers[r].stacks_path for r in running})
+            self._add_flight_recorder(running, stacks)
+        failure = classify(RunEnd(
+            program=program, label=self.spec.label, deadline_s=deadline_s,
+            outcomes=state.outcomes, errors=state.errors, running=running, stacks=stacks,
+            waiting=state.waiting(), desync=desync, failed_first=state.first_failure is not None,
+            out_of_memory=out_of_memory, elapsed_s=time.monotonic() - t0,
+            collectives=state.collectives(LOG_TAIL), memory=memory))
         self.last_failure = failure
         self._terminate("dead")
         raise failure
@@ -503,7 +472,7 @@ class RankPool:
         if self._state == "closed" and self._released:
             return
         if self._state == "ready" and self._owner_pid == os.getpid():
-            stop = pickle.dumps(("stop",))
+            stop = encode(Stop())
             for w in self._workers:
                 try:
                     w.conn.send_bytes(stop)

@@ -19,6 +19,10 @@ from typing import IO, Any
 
 DUMP_SIGNAL = signal.SIGUSR1
 LOG_TAIL_CHARS = 8000
+DUMP_POLL_S = 0.005
+RESETTLE_S = 0.5  # how long a rank caught announcing a collective is dumped again
+#: collective_log's wrapper around every torch.distributed collective (file, function).
+LOG_WRAPPER = ("harness/runtime/collective_log.py", "logged")
 
 _FRAME_RE = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+) in (?P<func>\S+)')
 _THREAD_RE = re.compile(r"^(Current thread|Thread) 0x[0-9a-fA-F]+")
@@ -93,32 +97,66 @@ def _atomic_write(path: str, data: bytes) -> None:
 def request_stack_dumps(pids: dict[int, int], paths: dict[int, str], timeout_s: float = 2.0) -> dict[int, str]:
     """Make every rank in pids dump its stacks; return rank -> dump text ("" if none came).
 
-    faulthandler writes from inside the signal handler, so the dump usually lands within
-    a millisecond; we wait until each file has grown and stopped growing.
+    A dump is read once it is complete (see :func:`dump_complete`), never on a pause of
+    the writer. A rank caught inside the collective log's own code is dumped again, for
+    up to RESETTLE_S: a rank announces a collective to the parent just *before* it enters
+    it, so the parent, woken by that announcement (a desync names the rank as waiting in
+    it), can catch it there -- a moment, not where it waits.
     """
+    deadline = time.monotonic() + timeout_s
+    resettle_until = time.monotonic() + RESETTLE_S
+    dumps = {rank: "" for rank in pids}
+    todo = dict(pids)
+    while todo:
+        dumps.update(_dump_once(todo, paths, deadline))
+        if time.monotonic() >= min(deadline, resettle_until):
+            break
+        todo = {r: pid for r, pid in todo.items() if in_collective_log(dumps[r])}
+    return dumps
+
+
+def _dump_once(pids: dict[int, int], paths: dict[int, str], deadline: float) -> dict[int, str]:
+    """Signal every rank, then read each dump once it is complete (or at the deadline)."""
     offsets: dict[int, int] = {}
     for rank, pid in pids.items():
-        offsets[rank] = _size(paths[rank])
+        offset = _size(paths[rank])
         try:
             os.kill(pid, DUMP_SIGNAL)
         except (ProcessLookupError, PermissionError):
-            offsets.pop(rank)
+            continue
+        offsets[rank] = offset
+    dumps = {rank: "" for rank in pids}
     pending = dict(offsets)
-    last_size: dict[int, int] = {}
-    deadline = time.monotonic() + timeout_s
-    while pending and time.monotonic() < deadline:
-        for rank in list(pending):
-            size = _size(paths[rank])
-            if size > pending[rank] and last_size.get(rank) == size:
-                del pending[rank]  # grew, and did not grow since the last look: done
-            last_size[rank] = size
-        if pending:
-            time.sleep(0.02)
-    dumps: dict[int, str] = {}
-    for rank in pids:
-        start = offsets.get(rank)
-        dumps[rank] = "" if start is None else _read_from(paths[rank], start)
-    return dumps
+    while True:
+        for rank, offset in list(pending.items()):
+            dumps[rank] = _read_from(paths[rank], offset)
+            if dump_complete(dumps[rank]):
+                del pending[rank]
+        if not pending or time.monotonic() >= deadline:
+            return dumps
+        time.sleep(DUMP_POLL_S)
+
+
+def dump_complete(dump: str) -> bool:
+    """Whether faulthandler has finished writing ``dump``. It writes from the signal
+    handler piece by piece, newest thread first, so the dump ends with the oldest thread
+    -- the main thread, which runs the program -- and its outermost frame (a ``<module>``
+    one), or with ``...`` where it cut a stack deeper than 100 frames."""
+    if not dump.endswith("\n"):
+        return False
+    last = dump.rstrip("\n").rpartition("\n")[2]
+    return last.strip() == "..." or (bool(_FRAME_RE.match(last)) and last.endswith(" in <module>"))
+
+
+def in_collective_log(dump: str) -> bool:
+    """Whether the program thread is inside collective_log's wrapper and not in torch: it
+    is announcing a collective it has not entered yet (or reporting one done)."""
+    for path, _, func in main_thread_frames(dump):
+        if "/torch/" in path:
+            return False
+        if _is_frame(path, func, LOG_WRAPPER):
+            return True
+    return False
 
 
 def read_log_tail(path: str, limit: int = LOG_TAIL_CHARS) -> str:
@@ -135,9 +173,14 @@ def read_log_tail(path: str, limit: int = LOG_TAIL_CHARS) -> str:
     return text
 
 
-def main_thread_frames(dump: str, anchor: str = "_call_program") -> list[tuple[str, int, str]]:
+#: The frame every rank program runs under, in a pool worker and under torchrun alike.
+PROGRAM_CALL = ("harness/runtime/program.py", "call_program")
+
+
+def main_thread_frames(dump: str) -> list[tuple[str, int, str]]:
     """The frames (file, line, function), most recent first, of the thread that runs the
-    program: the thread block that goes through the worker's _call_program."""
+    program: the thread block that goes through program.call_program (else the last
+    block: faulthandler dumps the oldest thread, the main one, last)."""
     blocks: list[list[tuple[str, int, str]]] = []
     current: list[tuple[str, int, str]] | None = None
     for line in dump.splitlines():
@@ -149,7 +192,7 @@ def main_thread_frames(dump: str, anchor: str = "_call_program") -> list[tuple[s
         if m and current is not None:
             current.append((m["file"], int(m["line"]), m["func"]))
     for block in blocks:
-        if any(func == anchor for _, _, func in block):
+        if any(_is_frame(f, func, PROGRAM_CALL) for f, _, func in block):
             return block
     return blocks[-1] if blocks else []
 
@@ -165,7 +208,7 @@ def where(dump: str) -> str:
     # The program's own frame: the last frame before the worker's call into it.
     program_frame = None
     for i, (f, _, func) in enumerate(frames):
-        if f.endswith(("harness/runtime/worker.py", "harness/runtime/inline.py")) and func.startswith("_call"):
+        if _is_frame(f, func, PROGRAM_CALL):
             program_frame = frames[i - 1] if i > 0 else None
             break
     if program_frame and program_frame != frames[0]:
@@ -202,6 +245,11 @@ def summarize_flight_recorder(path: str, last: int = 8) -> str:
             )
         )
     return "\n".join(lines)
+
+
+def _is_frame(path: str, func: str, frame: tuple[str, str]) -> bool:
+    """Whether (path, func) is ``frame``: (the file's path inside the repository, function)."""
+    return func == frame[1] and path.replace("\\", "/").endswith(frame[0])
 
 
 def _short(path: str) -> str:

@@ -8,9 +8,11 @@ Every program has the rank-program signature: fn(ctx: RankContext, payload) -> p
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
 import signal
 import socket
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -61,6 +63,9 @@ def rank_info(ctx: RankContext, payload: Any) -> dict[str, Any]:
         "cwd": os.getcwd(),
         "is_initialized": dist.is_initialized(),
         "payload": payload,
+        "gc_enabled": gc.isenabled(),
+        "gc_frozen": gc.get_freeze_count(),  # objects inherited from the zygote, frozen
+        "warm_modules": sorted(m for m in ("harness.kinds", "harness.losses") if m in sys.modules),
     }
 
 
@@ -159,3 +164,15 @@ def set_default_dtype_double(ctx: RankContext, payload: Any) -> str:
 
 def default_dtype(ctx: RankContext, payload: Any) -> str:
     return str(torch.get_default_dtype())
+
+
+_HELD: list[torch.Tensor] = []
+
+
+def hold_memory(ctx: RankContext, payload: dict[str, Any]) -> int:
+    """Rank payload["rank"] allocates payload["mb"] MB (written, so resident) and keeps it
+    until the worker exits; payload["sleep_s"] keeps every rank running that long."""
+    if _faulty(ctx, payload):
+        _HELD.append(torch.ones(int(payload["mb"]) * 2**18))  # float32: 2**18 per MB
+    time.sleep(float(payload.get("sleep_s", 0)))
+    return sum(t.numel() * 4 for t in _HELD)

@@ -3,19 +3,13 @@
 Runs in a process forked by the zygote (see zygote.py), its stdout/stderr already
 redirected to the rank's log file and already in the pool's process group.
 
-Messages (pickled, over a socket pair):
-  parent -> worker: ("run", run_id, program, payload_bytes) | ("stop",)
-  worker -> parent: ("ready", 0, info) | ("ok", run_id, result) | ("error", run_id, RankError)
-                    | ("collective", run_id, event)  (collective_log.py: issued / completed)
-The payload travels as bytes pickled once by the parent and unpickled here inside the
-error handler, so that a payload this rank cannot unpickle is an error, not a crash.
+The messages both ways, the configuration and the lifeline byte are protocol.py's.
 """
 
 from __future__ import annotations
 
 import inspect
 import os
-import pickle
 import signal
 import sys
 import threading
@@ -29,36 +23,48 @@ import torch.distributed as dist
 
 from harness.runtime import collective_log
 from harness.runtime.program import call_program, error_from_exception
+from harness.runtime.protocol import (
+    LIFELINE_DUMP_FLIGHT_RECORDER,
+    START_RUN_ID,
+    Collective,
+    Error,
+    Message,
+    Ok,
+    ProtocolError,
+    Ready,
+    Run,
+    Stop,
+    WorkerConfig,
+    decode,
+    encode,
+)
 from harness.runtime.spec import RankContext
 from harness.runtime.stacks import dump_flight_recorder, install_worker_handlers
 
-LIFELINE_DUMP_FLIGHT_RECORDER = b"F"  # pool.py writes it on the lifeline to ask for a dump
 
-
-def worker_main(conn_fd: int, lifeline_fd: int, config: dict[str, Any]) -> int:
+def worker_main(conn_fd: int, lifeline_fd: int, config: WorkerConfig) -> int:
     """Set the worker up as the parent is, join the group, serve programs. Returns the exit code."""
-    rank = int(config["rank"])
     _adopt_parent_environment(config)
 
-    stacks_file = open(config["stacks_path"], "ab", buffering=0)  # noqa: SIM115 - lives as long as the process
+    stacks_file = open(config.stacks_path, "ab", buffering=0)  # noqa: SIM115 - lives as long as the process
     install_worker_handlers(stacks_file)
     watchdog = threading.Thread(
-        target=_watch_lifeline, args=(lifeline_fd, config["flight_recorder_path"]),
+        target=_watch_lifeline, args=(lifeline_fd, config.flight_recorder_path),
         name="dino-harness-lifeline", daemon=True,
     )
     watchdog.start()
 
-    conn = Connection(conn_fd)
-    torch.set_num_threads(int(config["num_threads"]))
+    channel = _Channel(Connection(conn_fd))
+    torch.set_num_threads(config.num_threads)
     t0 = time.perf_counter()
     try:
         ctx = _init_process_group(config)
     except BaseException as exc:
-        conn.send_bytes(pickle.dumps(("error", 0, error_from_exception(rank, exc))))
+        channel.send(Error(START_RUN_ID, error_from_exception(config.rank, exc)))
         return 1
-    info = {"pid": os.getpid(), "init_s": time.perf_counter() - t0, "threads": torch.get_num_threads()}
-    conn.send_bytes(pickle.dumps(("ready", 0, info)))
-    return _serve(_Channel(conn), ctx)
+    channel.send(Ready(pid=os.getpid(), init_s=time.perf_counter() - t0,
+                       threads=torch.get_num_threads()))
+    return _serve(channel, ctx)
 
 
 class _Channel:
@@ -69,31 +75,29 @@ class _Channel:
         self.conn = conn
         self._lock = threading.Lock()
 
-    def send(self, message: tuple[Any, ...]) -> None:
-        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    def send(self, message: Message) -> None:
+        data = encode(message)
         with self._lock:
             self.conn.send_bytes(data)
 
     def log(self, run_id: int, event: tuple[Any, ...]) -> None:
-        self.send(("collective", run_id, event))
+        self.send(Collective(run_id, event))
 
 
-def _adopt_parent_environment(config: dict[str, Any]) -> None:
+def _adopt_parent_environment(config: WorkerConfig) -> None:
     """The zygote was started earlier; take the parent's *current* path, cwd and env."""
-    parent_path = [p for p in config["sys_path"]]
+    parent_path = list(config.sys_path)
     sys.path[:] = parent_path + [p for p in sys.path if p not in parent_path]
-    os.chdir(config["cwd"])
+    os.chdir(config.cwd)
     os.environ.clear()
-    os.environ.update(config["env"])
+    os.environ.update(config.env)
 
 
-def _init_process_group(config: dict[str, Any]) -> RankContext:
-    rank = int(config["rank"])
-    world_size = int(config["world_size"])
-    backend = str(config["backend"])
+def _init_process_group(config: WorkerConfig) -> RankContext:
+    rank, world_size, backend = config.rank, config.world_size, config.backend
     store = dist.TCPStore(
-        config["store_host"], int(config["store_port"]), is_master=False,
-        timeout=timedelta(seconds=float(config["start_timeout_s"])),
+        config.store_host, config.store_port, is_master=False,
+        timeout=timedelta(seconds=config.start_timeout_s),
     )
     if backend == "nccl":
         torch.cuda.set_device(rank)
@@ -102,7 +106,7 @@ def _init_process_group(config: dict[str, Any]) -> RankContext:
         device = torch.device("cpu")
     kwargs: dict[str, Any] = {
         "backend": backend, "store": store, "rank": rank, "world_size": world_size,
-        "timeout": timedelta(seconds=float(config["pg_timeout_s"])),
+        "timeout": timedelta(seconds=config.pg_timeout_s),
     }
     if backend == "nccl" and "device_id" in inspect.signature(dist.init_process_group).parameters:
         kwargs["device_id"] = device  # eager communicator init, bound to this rank's GPU
@@ -125,17 +129,17 @@ def _serve(channel: _Channel, ctx: RankContext) -> int:
         collective_log.install(channel.log)
     while True:
         try:
-            message = pickle.loads(channel.conn.recv_bytes())
+            message = decode(channel.conn.recv_bytes())
         except (EOFError, OSError):
             return 0  # the parent closed our connection: nothing left to do
-        if message[0] == "stop":
+        if isinstance(message, Stop):
             _shutdown(ctx)
             return 0
-        if message[0] == "run":
-            _, run_id, program, payload_bytes = message
-            collective_log.begin_run(run_id)
-            status, value = call_program(ctx, program, payload_bytes, pickled=True)
-            channel.send((status, run_id, value))
+        if not isinstance(message, Run):
+            raise ProtocolError(f"rank {ctx.rank} got {message!r}, which only a parent receives")
+        collective_log.begin_run(message.run_id)
+        status, value = call_program(ctx, message.program, message.payload, pickled=True)
+        channel.send(Ok(message.run_id, value) if status == "ok" else Error(message.run_id, value))
 
 
 def _shutdown(ctx: RankContext) -> None:

@@ -4,11 +4,26 @@ Why: `import torch` costs ~3 s of CPU here. A pool started by spawning W fresh
 interpreters pays it W times, and a pool replaced after a hang or crash pays it again.
 The zygote pays it once per parent process; a fork then costs milliseconds.
 
+Why not multiprocessing's forkserver with set_forkserver_preload, the same idea:
+- its workers would stay in the caller's process group: setpgid works only on oneself or
+  one's own child, and the forkserver, not the pool, is their parent. The pool could not
+  be killed as one group (grandchildren included), and a terminal Ctrl-C would reach every
+  rank mid-collective. The zygote puts each worker in the pool's group before replying.
+- its preload swallows ImportError: a broken torch would surface in every rank, not once
+  as a ZygoteError with its message;
+- a child runs multiprocessing's bootstrap on the forkserver's stdio; here a rank's
+  stdout/stderr go to its log before any code runs, so a crash at start-up is in the log;
+- it is one server per process, whose preload list is global state shared with the
+  user's own multiprocessing (the pytest plugin runs inside users' test sessions), and
+  it starts multiprocessing's resource_tracker process along with it.
+
 Safety of forking: the zygote never runs a torch op, never initialises CUDA and starts
-no thread of its own (numpy's OpenBLAS pool handles fork with its own atfork hooks).
+no thread of its own, nor does importing the _WARM modules (numpy's OpenBLAS pool, which
+`import torch` starts, handles fork with its own atfork hooks).
 
 Protocol (a Unix socket pair, one request at a time, guarded by a lock in the parent):
-  parent -> zygote: 8-byte length + pickled request, with fds attached (SCM_RIGHTS)
+  parent -> zygote: 8-byte length + pickled SpawnRequest (protocol.py), with fds attached
+                    (SCM_RIGHTS)
   zygote -> parent: 8-byte length + pickled reply, with the child's status-pipe fd attached
 Each worker gets a status pipe: the zygote reaps the worker and writes its exit status
 (4 bytes, subprocess convention: negative = signal) into it. The parent waits on the read
@@ -21,6 +36,7 @@ includes the parent being SIGKILLed.
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import select
@@ -33,9 +49,16 @@ import threading
 import time
 from typing import Any
 
+from harness.runtime.protocol import SpawnRequest
+
 _HEADER = struct.Struct("!Q")
 _STATUS = struct.Struct("!i")
 _PRELOAD = ("torch", "torch.distributed", "harness.runtime.worker")
+#: Imported too, at best effort, so that W ranks do not each import them on their first
+#: case: what a catalogue case's rank program imports (named, not imported: the kinds and
+#: checks sit above the runtime, as checks/runner.py names its program). One that fails
+#: to import here is imported by the ranks, which report the error against the case.
+_WARM = ("harness.kinds", "harness.checks.job", "harness.losses", "numpy.random")
 
 
 class ZygoteError(RuntimeError):
@@ -122,13 +145,13 @@ class Zygote:
         self._ready = True
         self.boot_s = time.monotonic() - self._launched_at
 
-    def spawn(self, request: dict[str, Any], fds: list[int], timeout_s: float = 60.0) -> tuple[int, int]:
+    def spawn(self, request: SpawnRequest, fds: list[int], timeout_s: float = 60.0) -> tuple[int, int]:
         """Fork one worker; returns (pid, status_fd). The caller owns status_fd."""
         with self._lock:
             if not self._ready or not self.alive or self._sock is None:
                 raise ZygoteError("the zygote is not running")
             try:
-                _send_message(self._sock, {"op": "spawn", **request}, fds)
+                _send_message(self._sock, request, fds)
                 reply, rfds = _recv_message(self._sock, timeout_s=timeout_s, max_fds=1)
             except (OSError, EOFError, TimeoutError) as exc:
                 self._stop_locked(timeout_s=1.0)
@@ -248,9 +271,13 @@ def zygote_main(sock_fd: int) -> None:
     """Entry point of the zygote process (never returns)."""
     sock = socket.socket(fileno=sock_fd)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        import importlib
+    # The ranks share the zygote's pages until they write to them. No collection here
+    # (it would leave freed holes in those pages), and every object frozen before a fork
+    # (_fork_worker), so that a rank's collector never touches -- copies -- inherited ones.
+    gc.disable()
+    import importlib
 
+    try:
         for name in _PRELOAD:
             importlib.import_module(name)
     except BaseException as exc:  # report, then exit: the parent raises ZygoteError
@@ -258,6 +285,11 @@ def zygote_main(sock_fd: int) -> None:
             _send_message(sock, {"error": f"{type(exc).__name__}: {exc}"}, [])
         finally:
             os._exit(1)
+    for name in _WARM:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - a warm-up only: the ranks import it themselves
+            pass
 
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
@@ -285,7 +317,7 @@ def zygote_main(sock_fd: int) -> None:
                     request, fds = _recv_message(sock, timeout_s=None, max_fds=4)
                 except (EOFError, OSError):
                     break  # the parent is gone (or closed us): exit
-                if request.get("op") != "spawn":
+                if not isinstance(request, SpawnRequest):
                     for fd in fds:
                         os.close(fd)
                     break
@@ -307,19 +339,21 @@ def zygote_main(sock_fd: int) -> None:
 
 
 def _fork_worker(
-    request: dict[str, Any],
+    request: SpawnRequest,
     fds: list[int],
     sock: socket.socket,
     wake_r: int,
     wake_w: int,
     children: dict[int, int],
 ) -> tuple[int, int]:
-    pgid = int(request.get("pgid") or 0)
+    pgid = request.pgid
     status_r, status_w = os.pipe()
+    gc.freeze()
     pid = os.fork()
     if pid == 0:  # ---- the worker
         code = 1
         try:
+            gc.enable()
             os.setpgid(0, pgid)
             signal.set_wakeup_fd(-1)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -327,13 +361,13 @@ def _fork_worker(
             sock.close()
             for fd in (wake_r, wake_w, status_r, status_w, *children.values()):
                 os.close(fd)
-            log_fd = os.open(request["log_path"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            log_fd = os.open(request.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             os.dup2(log_fd, 1)
             os.dup2(log_fd, 2)
             os.close(log_fd)
             from harness.runtime.worker import worker_main
 
-            code = worker_main(fds[0], fds[1], request["config"])
+            code = worker_main(fds[0], fds[1], request.config)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
         except BaseException:

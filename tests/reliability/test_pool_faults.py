@@ -128,6 +128,20 @@ def test_skipped_collective_is_named_at_once(cache: PoolCache) -> None:
     assert elapsed < 5, f"a desync must be seen at once, took {elapsed:.1f} s"
 
 
+def test_the_waiting_ranks_stack_is_taken_inside_the_collective(cache: PoolCache) -> None:
+    """A rank announces a collective to the parent just before it enters it, and the parent
+    acts on that at once: before the re-dump, about a third of these desyncs caught rank 0
+    still sending the announcement (no "in all_reduce" in its stack) on a 2-core machine."""
+    missing = []
+    for attempt in range(15):
+        with pytest.raises(RankFailure) as info:
+            cache.run(SPEC, P + "skip_collective", {"rank": 1}, deadline_s=20)
+        waiting = next(e for e in info.value.errors if e.rank == 0)
+        if "in all_reduce" not in waiting.traceback:
+            missing.append((attempt, waiting.traceback))
+    assert not missing, missing[0]
+
+
 def test_late_rank_hangs_until_deadline(cache: PoolCache) -> None:
     """deadline (3 s) < pg timeout (30 s), and no log diverges (rank 1 is only late): the
     deadline fires first -> kind "hang"."""
@@ -138,6 +152,7 @@ def test_late_rank_hangs_until_deadline(cache: PoolCache) -> None:
     assert err.type == "Hang"
     # where it waits: the all_reduce, called from the program
     assert "all_reduce" in err.message and "stall_collective" in err.message, err.message
+    assert "<- stall_collective (runtime/testing_programs.py:" in err.message, err.message
     assert "in all_reduce" in err.traceback and "in stall_collective" in err.traceback
     if hasattr(torch._C._distributed_c10d, "_dump_fr_trace_json"):  # torch records gloo too
         assert "gloo:all_reduce" in err.traceback and "retired=False" in err.traceback

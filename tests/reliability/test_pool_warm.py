@@ -45,6 +45,10 @@ def test_worker_setup_matches_the_parent() -> None:
         assert r["cwd"] == os.getcwd()
         assert r["payload"] == {"x": 1}
         assert r["pgid"] == pool.pgid  # one process group per pool: one killpg stops it
+        # The zygote imported what every rank's first case imports, and froze it: a rank's
+        # collector never walks (and copies) the inherited objects.
+        assert r["warm_modules"] == ["harness.kinds", "harness.losses"]
+        assert r["gc_enabled"] and r["gc_frozen"] > 10_000
 
 
 def test_programs_cannot_leak_global_torch_state() -> None:
