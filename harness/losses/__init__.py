@@ -9,6 +9,7 @@ from .cross_entropy import cross_entropy_loss
 from .dino import DINOv1Loss
 from .dinov2 import DINOv2Loss
 from .ibot import iBOTPatchLoss
+from .koleo import KoLeoLoss
 from .sinkhorn import sinkhorn_knopp
 
 #: The reference contracts beyond the distributed one that this module promises
@@ -16,4 +17,5 @@ from .sinkhorn import sinkhorn_knopp
 DINO_HARNESS_CONTRACTS = ("raises", "updates_accumulate", "teacher_2d", "num_samples_none",
                           "float32_compute")
 
-__all__ = ["DINO_HARNESS_CONTRACTS", "DINOv1Loss", "DINOv2Loss", "cross_entropy_loss", "iBOTPatchLoss", "sinkhorn_knopp"]
+__all__ = ["DINO_HARNESS_CONTRACTS", "DINOv1Loss", "DINOv2Loss", "KoLeoLoss", "cross_entropy_loss",
+           "iBOTPatchLoss", "sinkhorn_knopp"]
