@@ -1,8 +1,16 @@
-"""The ``koleo`` catalogue through the real runner at world sizes 1-4 against the reference
-``KoLeoLoss``: global neighbours, exact on uneven shards and with an empty rank, topk and
-groups, N ranks equal to one process under the DDP rule and one process to the oracle."""
+"""The ``koleo`` catalogue through the real runner.
+
+The reference ``KoLeoLoss`` at world sizes 1-4: global neighbours, exact on uneven shards
+and with an empty rank, topk and groups, N ranks equal to one process under the DDP rule and
+one process to the oracle. DINOv3's ``KoLeoLossDistributed`` (the fixture following its
+conventions) passes the same checks where it runs and is skipped, with the reason, where it
+refuses the layout. DINOv2's ``KoLeoLoss`` (the installed package) is per rank by design: it
+passes the per-rank checks, and fails the global ones as a distributed difference.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -42,3 +50,67 @@ def test_the_reference_passes_every_check(name: str, world_size: int, rank_pools
     result = run(name, world_size, rank_pools)
     assert result.status == "pass", failing(result) or str(result.error)
     assert {(c.name, c.comparison) for c in result.checks} == COMPARISONS
+
+
+# ---------------------------------------------------------------------- the real codebases
+DINOV3 = str(Path(__file__).resolve().parents[1] / "fixtures" / "styles" / "dinov3" / "loss"
+             / "__init__.py")
+#: DINOv3's KoLeoLossDistributed takes equal local batches and groups of whole ranks only.
+DINOV3_RUNS = {"koleo-equal-shards", "koleo-one-sample-per-rank", "koleo-topk-equal",
+               "koleo-groups-of-two-ranks", "koleo-groups-of-one-rank"}
+#: DINOv2's KoLeoLoss: the nearest neighbour (topk 1), no groups, two samples per rank.
+DINOV2_RUNS = {"koleo-equal-shards", "koleo-uneven-shards"}
+PLAN_3 = [(name, ws) for name, ws in PLAN if ws <= 3]
+
+
+@pytest.mark.parametrize("name, world_size", PLAN, ids=[f"{n}-ws{w}" for n, w in PLAN])
+def test_dinov3_distributed_koleo_is_global_where_it_runs(name: str, world_size: int,
+                                                          rank_pools) -> None:
+    result = run(name, world_size, rank_pools, impl=DINOV3)
+    if name not in DINOV3_RUNS:
+        assert result.status == "skip"
+        assert result.skip_reason.startswith("the dinov3 style cannot make: local batches that "
+                                             "differ, or groups that are not whole ranks' batches")
+        assert "raises ValueError unless loss_group_size % local_B == 0" in result.skip_reason
+        return
+    assert result.status == "pass", failing(result) or str(result.error)
+    assert {(c.name, c.comparison) for c in result.checks} == COMPARISONS
+
+
+@pytest.mark.parametrize("name, world_size", PLAN_3, ids=[f"{n}-ws{w}" for n, w in PLAN_3])
+def test_dinov2_koleo_is_per_rank_by_design_and_passes_as_such(name: str, world_size: int,
+                                                               rank_pools) -> None:
+    pytest.importorskip("dinov2.loss")
+    result = run(name, world_size, rank_pools, impl="dinov2.loss")
+    if name not in DINOV2_RUNS:
+        assert result.status == "skip"
+        assert result.skip_reason.startswith("the dinov2 style cannot make: ")
+        return
+    assert result.status == "pass", failing(result) or str(result.error)
+    assert {(c.name, c.comparison) for c in result.checks} == COMPARISONS
+
+
+AS_GLOBAL = '''"""The dinov2 style, but judging its KoLeo as a global one (which it is not)."""
+import dataclasses
+
+from harness.styles import dinov2
+
+STYLE = dataclasses.replace(dinov2.STYLE, name="dinov2_as_global", semantics=dataclasses.replace(
+    dinov2.STYLE.semantics, koleo_neighbours="global"))
+'''
+
+
+def test_dinov2_koleo_judged_as_a_global_one_is_a_distributed_failure(tmp_path, rank_pools) -> None:
+    """What makes the per-rank verdicts above mean something: the same numbers held to the
+    global semantics fail, as N ranks against one process, never as one process."""
+    pytest.importorskip("dinov2.loss")
+    adapter = tmp_path / "dinov2_as_global.py"
+    adapter.write_text(AS_GLOBAL)
+    target = load_target("dinov2.loss", adapter=str(adapter))
+    case = CASES["koleo-equal-shards"]
+    assert run_case(case, "gloo", 1, PoolExecutor(rank_pools), target).status == "pass"
+    result = run_case(case, "gloo", 2, PoolExecutor(rank_pools), target)
+    assert result.status == "fail", str(result.error)
+    failed = {(c.name, c.comparison, c.category) for c in result.checks if not c.passed}
+    assert failed == {("loss", "dist_vs_single", "distributed"),
+                      ("grad", "dist_vs_single", "distributed")}
