@@ -20,6 +20,9 @@ def seed_api(variant: Variant = REFERENCE, *,
     class iBOTPatchLoss(reference.iBOTPatchLoss):  # noqa: N801 - the seed API's name
         pass
 
+    class KoLeoLoss(reference.KoLeoLoss):
+        pass
+
     class DINOv2Loss(reference.DINOv2Loss):  # made of this module's two losses
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
@@ -29,7 +32,7 @@ def seed_api(variant: Variant = REFERENCE, *,
             self.ibot_patch_loss = iBOTPatchLoss(patch.student_temp,
                                                  process_group=patch.process_group)
 
-    for cls in (DINOv1Loss, iBOTPatchLoss, DINOv2Loss):
+    for cls in (DINOv1Loss, iBOTPatchLoss, KoLeoLoss, DINOv2Loss):
         cls.variant = variant
     return {
         "DINO_HARNESS_CONTRACTS": reference.DINO_HARNESS_CONTRACTS,
@@ -38,6 +41,7 @@ def seed_api(variant: Variant = REFERENCE, *,
         "DINOv1Loss": DINOv1Loss,
         "iBOTPatchLoss": iBOTPatchLoss,
         "DINOv2Loss": DINOv2Loss,
+        "KoLeoLoss": KoLeoLoss,
     }
 
 

@@ -20,7 +20,8 @@ the code looks for neighbours, which its style states (``Semantics.koleo_neighbo
 
 A case a style's KoLeo cannot express (a topk, groups, local batches DINOv3 refuses, a
 rank without a neighbour of its own) is skipped with the style's reason: its face class
-lists them in ``koleo_limits``.
+lists them in ``koleo_limits``. A failed check of a ``global`` target asks the models of
+the known KoLeo mistakes (``harness.golden.sharded.koleo_local``) which one it is.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ from ..cases.kind import Kind, Tensor
 from ..cases.sharding import per_rank, shard_range
 from ..cases.validate import Bad
 from ..checks.collect import Checks
+from ..checks.diagnose import Diagnosis, explain
 from ..golden import koleo as oracle
+from ..golden import sharded
 
 if TYPE_CHECKING:
     from ..checks.job import Job
@@ -139,7 +142,46 @@ def verify(job: Job, target: Target, ranks: list[dict], single: dict) -> list[An
     loss, grad = expected(case, x, world, scope)
     checks.add("loss", "single_vs_oracle", single["loss"], loss, tol_loss)
     checks.add("grad", "single_vs_oracle", single["grad"], grad, tol_grad)
+    if checks.failed_any() and scope == "global":  # the models are of a global KoLeo
+        checks.diagnose(_diagnosis(job, x, ranks, single))
     return checks.result()
+
+
+def _diagnosis(job: Job, x: np.ndarray, ranks: list[dict], single: dict) -> Diagnosis:
+    """Which known KoLeo mistake gives every rank's loss and gradient, and the one
+    process's (which runs each group alone: one shard, where no switch changes anything).
+
+    A sample that a model pairs with itself (its self-match masked elsewhere) is at
+    ``d = eps * sqrt(D)``: its two gradient halves, ~1 / (eps * D) each, cancel exactly in
+    float64 but leave float32 rounding of a tenth of the gradient in the target's. The
+    model predicts nothing for such a row (it takes the target's own); the losses, which
+    carry ``-log(eps * sqrt(D) + eps)``, and every other row still have to match.
+    """
+    case, world = job.case, job.world_size
+    k, group = case.koleo_topk, case.koleo_group_size
+    sizes = case.batch_sizes(world)
+    tol_loss, tol_grad = case.tolerance("loss"), case.tolerance("grad")
+    observed = [pair for out, scale in [*((r, world) for r in ranks), (single, 1)]
+                for pair in ((out["loss"], tol_loss), (out["grad"] / scale, tol_grad))]
+    shards = [shard(x, sizes, rank, 0) for rank in range(world)]
+    starts = np.cumsum([0, *sizes[:-1]])
+
+    def predict(flaws: sharded.Flaws) -> list[Any]:
+        out: list[Any] = []
+        pairs = sharded.koleo_pairs(shards, k, group, flaws)
+        alone = np.concatenate([p.queries[p.queries == p.neighbours] for p in pairs])
+        for rank, (loss, grad) in enumerate(sharded.koleo_local(shards, k, group, flaws)):
+            rows = alone[(alone >= starts[rank]) & (alone < starts[rank] + sizes[rank])]
+            grad[rows - starts[rank]] = ranks[rank]["grad"][rows - starts[rank]]
+            out += [loss, grad / world]
+        loss, grad = 0.0, np.zeros_like(x)
+        for rows, weight in neighbour_sets(case, world, "global"):
+            part_loss, part_grad = sharded.koleo_local([x[rows.start:rows.stop]], k, None, flaws)[0]
+            loss += weight * part_loss
+            grad[rows.start:rows.stop] = weight * part_grad
+        return [*out, loss, grad]
+
+    return explain("koleo", observed, predict)
 
 
 @functools.lru_cache(maxsize=64)

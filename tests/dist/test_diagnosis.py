@@ -27,6 +27,7 @@ SINKHORN = {"kind": "sinkhorn", "K": 16, "batch_per_rank": [6, 2, 3],
             "logits": {"scale": 1.0, "sample_offset": 3.0, "prototype_offset": 1.0}}
 CLS = {"kind": "cls", "K": 16, "batch_per_rank": [4, 1, 2], "teacher_norm": "softmax"}
 IBOT = {"kind": "ibot", "K": 16, "masked_per_rank": [5, 1, 2], "teacher_norm": "softmax"}
+KOLEO = {"kind": "koleo", "K": 16, "batch_per_rank": [5, 2, 4]}
 
 #: The case each numeric fault is diagnosed on, and its world size.
 SHOWS = {
@@ -45,6 +46,10 @@ SHOWS = {
     "diagonal_not_excluded": (CLS, 2),
     "loss_local_batch": (CLS, 3),
     "ibot_per_rank_mean": (IBOT, 2),
+    "koleo_local_neighbours": (KOLEO, 3),
+    "koleo_gather_no_grad": ({**KOLEO, "koleo_topk": 2}, 2),
+    "koleo_self_offset": (KOLEO, 2),
+    "koleo_local_mean": ({**KOLEO, "koleo_group_size": 4, "world_sizes": [3]}, 3),
 }
 
 

@@ -114,3 +114,6 @@ def test_dinov2_koleo_judged_as_a_global_one_is_a_distributed_failure(tmp_path, 
     failed = {(c.name, c.comparison, c.category) for c in result.checks if not c.passed}
     assert failed == {("loss", "dist_vs_single", "distributed"),
                       ("grad", "dist_vs_single", "distributed")}
+    # Equal shards: per-rank neighbours and a local mean are exactly the local-neighbours
+    # mistake of a global KoLeo, which is what the diagnosis reads it as.
+    assert result.extra["mistakes"] == ["koleo_local_neighbours"], result.extra["diagnosis"]
