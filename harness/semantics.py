@@ -15,3 +15,8 @@ class Semantics:
     #: The number of teacher views the style's CLS loss takes, when it is fixed (the original
     #: DINO and solo-learn always split the teacher into 2 global crops).
     teacher_views: int | None = None
+    #: Where KoLeo finds a sample's neighbours. "global": among every rank's samples (or
+    #: their groups), the local loss scaled by the DDP rule (the reference, DINOv3's
+    #: KoLeoLossDistributed); "rank": in the rank's own batch, a mean over it (DINOv2's
+    #: KoLeoLoss, by design: N ranks are N separate regularisers, not one process).
+    koleo_neighbours: str = "global"

@@ -64,7 +64,7 @@ class Case:
                     "`harness/kinds/`", common=True)
     source: str = "<dict>"  # the file it came from: not a key
     description: str = key("", v.v_str, "one line", common=True)
-    K: int = key(128, v.v_int(1), "prototypes", common=True)  # noqa: N815 - the paper's name
+    K: int = key(128, v.v_int(1), "prototypes (koleo: the feature dimension D)", common=True)  # noqa: N815 - the paper's name
     views_student: int = key(4, v.v_int(1), "S, student views")
     views_teacher: int = key(2, v.v_int(1), "T, teacher views")
     batch_per_rank: tuple[int, ...] = key(
@@ -105,6 +105,12 @@ class Case:
         "how logits are drawn, sub-table below", common=True, default_doc="see below")
     dino_weight: float = key(1.0, v.v_num(), "weight of the DINO (CLS) loss")
     ibot_weight: float = key(1.0, v.v_num(), "weight of the iBOT (patch) loss")
+    koleo_topk: int = key(1, v.v_int(1), "KoLeo neighbours per sample: its k nearest in its "
+                          "neighbour set")
+    koleo_group_size: int | None = key(
+        None, v.v_int(2), "KoLeo neighbour sets of this many consecutive global samples "
+        "(DINOv3's `loss_group_size`; the last may be shorter)", default_doc="none: the whole "
+        "global batch")
     world_sizes: tuple[int, ...] = key((1, 2, 3, 4), keys.world_sizes,
                                        "world sizes the case runs at", common=True)
     backends: tuple[Backend, ...] = key(BACKENDS, keys.backends, "backends the case runs on",

@@ -107,6 +107,26 @@ FAULTS: dict[str, Fault] = {
         ("ibot_masked",),
         Variant(ibot_masked_normalisation="local_images"),
     ),
+    "koleo_local_neighbours": Fault(
+        "KoLeo searches each sample's nearest neighbours in its rank's own batch only.",
+        ("koleo",),
+        Variant(koleo_neighbours="local"),
+    ),
+    "koleo_gather_no_grad": Fault(
+        "KoLeo all-gathers the features without autograd: the neighbours' gradients are lost.",
+        ("koleo",),
+        Variant(koleo_gather_autograd=False),
+    ),
+    "koleo_self_offset": Fault(
+        "KoLeo masks each sample's self-match at rank x local batch: wrong on uneven shards.",
+        ("koleo",),
+        Variant(koleo_self_offset="rank_times_local"),
+    ),
+    "koleo_local_mean": Fault(
+        "The KoLeo loss is the mean over the rank's own samples, not scaled to the global batch.",
+        ("koleo",),
+        Variant(koleo_normalisation="local_batch"),
+    ),
 }
 
 

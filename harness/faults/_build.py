@@ -20,6 +20,9 @@ def seed_api(variant: Variant = REFERENCE, *,
     class iBOTPatchLoss(reference.iBOTPatchLoss):  # noqa: N801 - the seed API's name
         pass
 
+    class KoLeoLoss(reference.KoLeoLoss):
+        pass
+
     class DINOv2Loss(reference.DINOv2Loss):  # made of this module's two losses
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
@@ -35,7 +38,8 @@ def seed_api(variant: Variant = REFERENCE, *,
     class iBOTPatchCenter(reference.iBOTPatchCenter):  # noqa: N801 - the kinds' name
         pass
 
-    for cls in (DINOv1Loss, iBOTPatchLoss, DINOv2Loss, iBOTMaskedPatchLoss, iBOTPatchCenter):
+    for cls in (DINOv1Loss, iBOTPatchLoss, KoLeoLoss, DINOv2Loss, iBOTMaskedPatchLoss,
+                iBOTPatchCenter):
         cls.variant = variant
     return {
         "DINO_HARNESS_CONTRACTS": reference.DINO_HARNESS_CONTRACTS,
@@ -46,6 +50,7 @@ def seed_api(variant: Variant = REFERENCE, *,
         "DINOv2Loss": DINOv2Loss,
         "iBOTMaskedPatchLoss": iBOTMaskedPatchLoss,
         "iBOTPatchCenter": iBOTPatchCenter,
+        "KoLeoLoss": KoLeoLoss,
     }
 
 

@@ -1,7 +1,7 @@
 """The known mistakes of distributed DINO-family losses: the one place that names them.
 
 Each :class:`Mistake` is a name, the sentence a report shows, the quantity it changes
-("center", "sinkhorn", "loss") and its model: the float64 simulation of a sharded target
+("center", "sinkhorn", "loss", "koleo") and its model: the float64 simulation of a sharded target
 (:mod:`.sharded`) with the mistake's one switch flipped. A failed check is explained by
 the mistakes of its quantity whose model reproduces the target's numbers, on the same
 data and the same sharding, within the check's tolerance (``harness.checks.diagnose``).
@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from .sharded import Flaws
 
-QUANTITIES = ("center", "sinkhorn", "loss")
+QUANTITIES = ("center", "sinkhorn", "loss", "koleo")
 
 
 class Mistake(NamedTuple):
@@ -77,6 +77,18 @@ MISTAKES: tuple[Mistake, ...] = (
     Mistake("ibot_masked_local_images", "the masked iBOT loss is divided by this rank's image "
             "count, as DINOv2's forward_masked does (wrong on uneven images per rank, 0/0 on a "
             "rank with none)", "loss", ("ibot_masked_normalisation", "local_images")),
+    Mistake("koleo_local_neighbours", "KoLeo searches each sample's nearest neighbours in "
+            "its rank's own batch only, where the global batch was meant", "koleo",
+            ("koleo_neighbours", "local")),
+    Mistake("koleo_gather_no_grad", "KoLeo all-gathers the features without autograd: no "
+            "gradient reaches a sample through the pairs it is the neighbour in", "koleo",
+            ("koleo_gather_autograd", False)),
+    Mistake("koleo_self_offset", "KoLeo masks each sample's self-match at rank x local batch "
+            "in the gathered batch (right only on equal shards): on uneven shards a sample "
+            "is its own nearest neighbour", "koleo", ("koleo_self_offset", "rank_times_local")),
+    Mistake("koleo_local_mean", "the KoLeo loss is the mean over the rank's own samples, not "
+            "scaled to the global batch (wrong on uneven shards, 0/0 on an empty rank)", "koleo",
+            ("koleo_normalisation", "local_batch")),
 )
 BY_NAME: dict[str, Mistake] = {m.name: m for m in MISTAKES}
 

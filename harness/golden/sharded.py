@@ -22,6 +22,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 
 from ._validate import F64
+from .koleo import EPS, nearest, normalise, pair_terms, to_features
 from .numerics import log_softmax, round_bf16
 
 EXP_FLOOR = -87.0  # the reference floors shifted exponents here (float32 subnormals)
@@ -45,6 +46,10 @@ class Flaws(NamedTuple):
     cls_normalisation: Literal["global_batch", "local_batch"] = "global_batch"
     ibot_normalisation: Literal["global_count", "local_mean"] = "global_count"
     ibot_masked_normalisation: Literal["global_images", "local_images"] = "global_images"
+    koleo_neighbours: Literal["global", "local"] = "global"
+    koleo_gather_autograd: bool = True
+    koleo_self_offset: Literal["global_offset", "rank_times_local"] = "global_offset"
+    koleo_normalisation: Literal["global_batch", "local_batch"] = "global_batch"
 
 
 CORRECT = Flaws()
@@ -237,3 +242,71 @@ def ibot_masked_local(students: Sequence[F64], teachers: Sequence[F64], masks: S
         grad = weight * (np.exp(log_p) * t.sum(axis=-1, keepdims=True) - t) / temp
         out.append((total * scale, grad * scale))
     return out
+
+
+# ---------------------------------------------------------------------------------- KoLeo
+
+
+class KoLeoPairs(NamedTuple):
+    """One rank's (sample, neighbour) pairs, as global indices, and its loss's scale."""
+
+    queries: np.ndarray
+    neighbours: np.ndarray
+    scale: float
+
+
+def koleo_pairs(shards: Sequence[F64], topk: int = 1, group_size: int | None = None,
+                flaws: Flaws = CORRECT, eps: float = EPS) -> list[KoLeoPairs]:
+    """Every rank's pairs and scale (see :func:`koleo_local`). A pair ``(i, i)`` is a sample
+    that found itself: its self-match was masked elsewhere."""
+    world, sizes = len(shards), [s.shape[0] for s in shards]
+    x_hat = normalise(np.concatenate([np.asarray(s, dtype=np.float64) for s in shards]), eps)
+    total = x_hat.shape[0]
+    block = np.arange(total) // group_size if group_size else np.zeros(total, dtype=int)
+    gathered = world > 1 and flaws.koleo_neighbours == "global"
+    out = []
+    for rank, start in enumerate(np.cumsum([0, *sizes[:-1]])):
+        n = sizes[rank]
+        queries = np.arange(start, start + n)
+        columns = np.arange(total) if gathered else queries
+        dots = x_hat[queries] @ x_hat[columns].T
+        dots[block[queries][:, None] != block[columns][None, :]] = -np.inf
+        own = rank * n if gathered and flaws.koleo_self_offset == "rank_times_local" else (
+            start if gathered else 0)
+        rows = np.arange(n)
+        inside = own + rows < len(columns)  # a column past the batch masks nothing
+        dots[rows[inside], own + rows[inside]] = -np.inf
+        neighbours = columns[nearest(dots, topk)].reshape(-1) if n else np.zeros(0, dtype=int)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = (1.0 / (n * topk) if n else math.nan) \
+                if flaws.koleo_normalisation == "local_batch" else world / (total * topk)
+        out.append(KoLeoPairs(np.repeat(queries, topk), neighbours, scale))
+    return out
+
+
+def koleo_local(shards: Sequence[F64], topk: int = 1, group_size: int | None = None,
+                flaws: Flaws = CORRECT, eps: float = EPS) -> list[tuple[float, F64]]:
+    """Every rank's (local KoLeo loss, the gradient its ``[n_r, D]`` features receive).
+
+    Correct (the reference): each sample's neighbours among every rank's samples (its
+    group of ``group_size`` consecutive global samples), found in the all-gathered batch
+    with the sample itself masked at its global index; local loss ``W * sum(local terms) /
+    (N * topk)``; the gather carries autograd, so the gradient a rank receives is that of
+    the sum of every rank's loss, and ``grad / W`` is the single-process gradient. One
+    shard is one process: nothing is gathered, whatever the switches say.
+    """
+    sizes = [s.shape[0] for s in shards]
+    x = np.concatenate([np.asarray(s, dtype=np.float64) for s in shards])
+    x_hat = normalise(x, eps)
+    gathered = len(shards) > 1 and flaws.koleo_neighbours == "global"
+    grad_hat = np.zeros_like(x_hat)
+    losses = []
+    for i, j, scale in koleo_pairs(shards, topk, group_size, flaws, eps):
+        terms, grad = pair_terms(x_hat[i], x_hat[j], eps)
+        losses.append(float(terms.sum()) * scale)
+        np.add.at(grad_hat, i, grad * scale)
+        if not gathered or flaws.koleo_gather_autograd:  # else: the neighbours are constants
+            np.add.at(grad_hat, j, -grad * scale)
+    grads = to_features(x, grad_hat, eps)
+    starts = np.cumsum([0, *sizes[:-1]])
+    return [(loss, grads[start:start + n]) for loss, start, n in zip(losses, starts, sizes, strict=True)]

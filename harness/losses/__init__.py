@@ -16,6 +16,7 @@ from .dino import DINOv1Loss
 from .dinov2 import DINOv2Loss
 from .ibot import iBOTPatchLoss
 from .ibot_masked import iBOTMaskedPatchLoss
+from .koleo import KoLeoLoss
 from .sinkhorn import sinkhorn_knopp
 
 #: The reference contracts beyond the distributed one that this module promises
@@ -23,5 +24,5 @@ from .sinkhorn import sinkhorn_knopp
 DINO_HARNESS_CONTRACTS = ("raises", "updates_accumulate", "teacher_2d", "num_samples_none",
                           "float32_compute")
 
-__all__ = ["DINO_HARNESS_CONTRACTS", "DINOv1Loss", "DINOv2Loss", "cross_entropy_loss", "iBOTMaskedPatchLoss",
-           "iBOTPatchCenter", "iBOTPatchLoss", "sinkhorn_knopp"]
+__all__ = ["DINO_HARNESS_CONTRACTS", "DINOv1Loss", "DINOv2Loss", "KoLeoLoss", "cross_entropy_loss",
+           "iBOTMaskedPatchLoss", "iBOTPatchCenter", "iBOTPatchLoss", "sinkhorn_knopp"]

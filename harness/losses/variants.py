@@ -60,5 +60,18 @@ class Variant:
     do, by this rank's image count (wrong with uneven images per rank, 0/0 on a rank
     with none)."""
 
+    # -- KoLeo --------------------------------------------------------------------------
+    koleo_neighbours: Literal["global", "local"] = "global"
+    """"local": nearest neighbours searched in the rank's own batch only (no all-gather)."""
+    koleo_gather_autograd: bool = True
+    """False: the features are all-gathered without autograd, so a sample gets no gradient
+    from the pairs it is the neighbour in."""
+    koleo_self_offset: Literal["global_offset", "rank_times_local"] = "global_offset"
+    """Where a sample's self-match is masked in the gathered batch: at its global index, or
+    at ``rank * local batch + i`` (DINOv3's formula: right only on equal shards)."""
+    koleo_normalisation: Literal["global_batch", "local_batch"] = "global_batch"
+    """"local_batch": the local loss is the mean over this rank's samples, not scaled to the
+    global batch (wrong on uneven shards, 0/0 on an empty rank)."""
+
 
 REFERENCE = Variant()

@@ -8,7 +8,9 @@ center is a zero buffer with an async all-reduce in ``update_center`` applied by
 iBOT: the masked form ``forward_masked`` (per-image weights) and a Sinkhorn that
 all-reduces the caller's count tensor -- the ``ibot_masked`` kind drives them as
 ``iBOTMaskedPatchLoss`` -- and the patch head's centering on ``[1, M, K]`` tokens, driven
-by the ``patch_centering`` kind as ``iBOTPatchCenter``.
+by the ``patch_centering`` kind as ``iBOTPatchCenter``. KoLeo: ``KoLeoLoss()``, the nearest
+neighbour in the rank's own batch (no collective: per rank by design), driven by the
+``koleo`` kind as the seed ``KoLeoLoss``.
 """
 
 from __future__ import annotations
@@ -118,9 +120,34 @@ class PatchCenter(Lazy):
             self.inner.apply_center_update()
 
 
+class KoLeo(torch.nn.Module):
+    """The seed ``KoLeoLoss(topk, group_size)`` over DINOv2's ``KoLeoLoss()``."""
+
+    loss_cls: Any = None  # set per target by adapt_with
+    #: What the koleo kind may ask that this code cannot do, and why (skipped cases).
+    koleo_limits = {
+        "topk": "DINOv2's KoLeoLoss takes the nearest neighbour only",
+        "groups": "DINOv2's KoLeoLoss has no groups: its neighbours are the rank's own batch",
+        "small_rank": "DINOv2's KoLeoLoss looks in the rank's own batch: torch.max over an "
+                      "empty row raises, a lone sample is its own neighbour",
+    }
+
+    def __init__(self, topk: int = 1, group_size: int | None = None) -> None:
+        super().__init__()
+        if topk != 1 or group_size is not None:
+            raise ValueError(f"DINOv2's KoLeoLoss has no topk or groups, got topk={topk}, "
+                             f"group_size={group_size}")
+        self.inner = self.loss_cls()
+
+    def forward(self, student_output: torch.Tensor) -> torch.Tensor:
+        return self.inner(student_output)
+
+
 def adapt_with(module: ModuleType, cls_base: type[CLS], patch_base: type[MaskedPatch],
-               center_base: type[PatchCenter] = PatchCenter) -> Any:
-    """The namespace of a DINOv2-family module: its CLS loss, Sinkhorn, masked iBOT."""
+               center_base: type[PatchCenter] = PatchCenter,
+               koleo: tuple[type[torch.nn.Module], str] = (KoLeo, "KoLeoLoss")) -> Any:
+    """The namespace of a DINOv2-family module: its CLS loss, Sinkhorn, masked iBOT, and
+    KoLeo (``koleo``: the face and the name of the module's class it drives)."""
     cls = type("DINOv1Loss", (cls_base,), {"loss_cls": module.DINOLoss})
 
     def sinkhorn_knopp(teacher_output: torch.Tensor, teacher_temp: float,
@@ -133,8 +160,12 @@ def adapt_with(module: ModuleType, cls_base: type[CLS], patch_base: type[MaskedP
               if patch_cls is not None and hasattr(patch_cls, "forward_masked") else None)
     center = (type("iBOTPatchCenter", (center_base,), {"loss_cls": patch_cls})
               if patch_cls is not None and hasattr(patch_cls, "update_center") else None)
+    koleo_base, koleo_name = koleo
+    koleo_cls = getattr(module, koleo_name, None)
+    koleo_face = (type("KoLeoLoss", (koleo_base,), {"loss_cls": koleo_cls})
+                  if koleo_cls is not None else None)
     return namespace(DINOv1Loss=cls, sinkhorn_knopp=sinkhorn_knopp, iBOTMaskedPatchLoss=masked,
-                     iBOTPatchCenter=center)
+                     iBOTPatchCenter=center, KoLeoLoss=koleo_face)
 
 
 STYLE = Style(
@@ -143,6 +174,6 @@ STYLE = Style(
             "forward(student_output_list, teacher_out_softmaxed_centered_list); iBOTPatchLoss",
     marks=(CLS_MARK,),
     adapt=lambda module: adapt_with(module, CLS, MaskedPatch),
-    semantics=Semantics(center_init="zero", cls_reduction="sum_all_pairs"),
+    semantics=Semantics(center_init="zero", cls_reduction="sum_all_pairs", koleo_neighbours="rank"),
     specificity=20,
 )

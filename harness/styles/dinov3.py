@@ -4,6 +4,9 @@
 ``ignore_diagonal=True``: the mean over off-diagonal pairs), collectives on
 ``dinov3.distributed.get_process_subgroup()``, and an iBOT Sinkhorn module that DINOv3
 compiles (run eagerly here: torch.compile is switched off on the ranks that build it).
+KoLeo: ``KoLeoLossDistributed(topk, loss_group_size)``, neighbours in the batch all-gathered
+with autograd (or its groups), driven as the seed ``KoLeoLoss``; its per-rank ``KoLeoLoss``
+is DINOv2's, which the dinov2 style drives.
 """
 
 from __future__ import annotations
@@ -40,6 +43,29 @@ class CLS(dinov2.CLS):
             teacher_logits, teacher_temp, update_centers=update_centers)
 
 
+class KoLeo(torch.nn.Module):
+    """The seed ``KoLeoLoss(topk, group_size)`` over DINOv3's ``KoLeoLossDistributed``."""
+
+    loss_cls: Any = None  # set per target by adapt_with
+    #: What the koleo kind may ask that this code cannot do, and why (skipped cases).
+    koleo_limits = {
+        "uneven": "DINOv3's KoLeoLossDistributed all-gathers equal shapes and raises "
+                  "ValueError unless loss_group_size % local_B == 0 and global_B % "
+                  "loss_group_size == 0",
+    }
+
+    def __init__(self, topk: int = 1, group_size: int | None = None) -> None:
+        # DINOv3's koleo_loss.py calls torch.distributed.nn.all_gather without importing
+        # the submodule: its training process has it from FSDP; here it is imported.
+        import torch.distributed.nn  # noqa: F401
+
+        super().__init__()
+        self.inner = self.loss_cls(topk=topk, loss_group_size=group_size)
+
+    def forward(self, student_output: torch.Tensor) -> torch.Tensor:
+        return self.inner(student_output)
+
+
 def ready_patch_loss(build: Callable[[], Any]) -> Any:
     """A DINOv3 ``iBOTPatchLoss`` as its training uses it: built with torch.compile off (its
     constructor compiles its Sinkhorn module; here it runs eagerly), then ``init_weights()``
@@ -73,7 +99,8 @@ STYLE = Style(
     summary="facebookresearch/dinov3: DINOLoss with init_weights() and forward(student_logits, "
             "teacher_probs, ignore_diagonal); iBOTPatchLoss",
     marks=(CLS_MARK,),
-    adapt=lambda module: dinov2.adapt_with(module, CLS, MaskedPatch, PatchCenter),
+    adapt=lambda module: dinov2.adapt_with(module, CLS, MaskedPatch, PatchCenter,
+                                           (KoLeo, "KoLeoLossDistributed")),
     semantics=Semantics(center_init="zero", cls_reduction="mean_off_diagonal"),
     specificity=30,
 )

@@ -78,3 +78,27 @@ def test_equal_shards_pass_and_what_it_never_promised_is_skipped(results) -> Non
     skipped = results[("centering-two-updates-per-apply", 2)]
     assert skipped["status"] == "skip" and "does not promise" in skipped["skip_reason"]
     assert "lack iBOTPatchLoss" in results[("ibot-equal-masked", 2)]["skip_reason"]
+
+
+def test_koleo_is_per_rank_by_design_and_judged_so(results) -> None:
+    """DINOv2's KoLeoLoss looks for neighbours in the rank's own batch: its oracle is each
+    rank's shard alone, which it meets on equal and uneven shards; what it cannot be asked
+    (topk, groups, a rank with fewer than two samples) is skipped with its reason, and so is
+    the reference's promise to refuse too few samples."""
+    koleo = {key: r for key, r in results.items() if key[0].startswith("koleo-")}
+    assert {case for case, _ in koleo} >= {"koleo-equal-shards", "koleo-uneven-shards"}
+    for (case, ws), r in koleo.items():
+        if case in ("koleo-equal-shards", "koleo-uneven-shards"):
+            assert r["status"] == "pass", (case, ws, r["checks"])
+            assert {(c["name"], c["comparison"]) for c in r["checks"]} == {
+                (q, c) for q in ("loss", "grad") for c in ("dist_vs_single", "single_vs_oracle")}
+        elif case == "koleo-too-few-samples":
+            assert r["status"] == "skip" and "does not promise" in r["skip_reason"], (case, ws)
+        else:
+            assert r["status"] == "skip", (case, ws)
+            assert r["skip_reason"].startswith("the dinov2 style cannot make: "), r["skip_reason"]
+    reasons = {case: r["skip_reason"] for (case, ws), r in koleo.items()
+               if ws == 2 and r["status"] == "skip"}
+    assert "takes the nearest neighbour only" in reasons["koleo-topk-equal"]
+    assert "has no groups" in reasons["koleo-groups-of-one-rank"]
+    assert "torch.max over an empty row raises" in reasons["koleo-empty-rank"]

@@ -31,6 +31,7 @@ IBOT_MASKED = {"kind": "ibot_masked", "K": 16, "patches_per_image": 8, "images_p
                "mask_ratio": [0.2, 0.6], "teacher_norm": "softmax"}
 PATCH_CENTERING = {**{key: value for key, value in CENTERING.items() if key != "batch_per_rank"},
                    "kind": "patch_centering", "masked_per_rank": [6, 2, 3]}
+KOLEO = {"kind": "koleo", "K": 16, "batch_per_rank": [5, 2, 4]}
 
 #: The case each numeric fault is diagnosed on, and its world size.
 SHOWS = {
@@ -50,6 +51,10 @@ SHOWS = {
     "loss_local_batch": (CLS, 3),
     "ibot_per_rank_mean": (IBOT, 2),
     "ibot_masked_local_images": (IBOT_MASKED, 3),
+    "koleo_local_neighbours": (KOLEO, 3),
+    "koleo_gather_no_grad": ({**KOLEO, "koleo_topk": 2}, 2),
+    "koleo_self_offset": (KOLEO, 2),
+    "koleo_local_mean": ({**KOLEO, "koleo_group_size": 4, "world_sizes": [3]}, 3),
 }
 
 

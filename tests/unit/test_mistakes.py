@@ -14,6 +14,7 @@ import pytest
 
 from harness import golden
 from harness.faults import FAULTS, mistake_of, switch_of
+from harness.golden import koleo as golden_koleo
 from harness.golden import mistakes, sharded
 from harness.golden.numerics import round_bf16
 from harness.losses.variants import REFERENCE, Variant
@@ -282,3 +283,71 @@ def test_ibot_masked_local_images_is_each_ranks_own_loss():
     for (got, _), (want, _) in zip(sharded.ibot_masked_local(s, t, m, 0.1, flaw("ibot_masked_local_images")),
                                    sharded.ibot_masked_local(s, t, m, 0.1), strict=True):
         assert got == pytest.approx(want)
+
+
+# ---------------------------------------------------------------------------------- KoLeo
+
+def koleo_features(sizes: list[int], d: int = 8) -> tuple[np.ndarray, list[np.ndarray]]:
+    x = RNG.normal(size=(sum(sizes), d))
+    return x, split(x, sizes)
+
+
+@pytest.mark.parametrize("sizes, topk, group", [(UNEVEN, 1, None), ([3, 3, 3], 2, None),
+                                                ([4, 1, 6], 1, 4), ([5, 0, 2], 2, 7)])
+def test_correct_koleo_follows_the_ddp_rule_on_any_sharding(sizes, topk, group):
+    x, shards = koleo_features(sizes)
+    per_rank = sharded.koleo_local(shards, topk, group)
+    world = len(sizes)
+    assert np.mean([loss for loss, _ in per_rank]) == pytest.approx(
+        golden_koleo.koleo_loss(x, topk, group), rel=1e-12)
+    np.testing.assert_allclose(np.concatenate([g / world for _, g in per_rank]),
+                               golden_koleo.koleo_loss_grad(x, topk, group), atol=1e-12)
+
+
+def test_local_neighbours_are_each_shard_alone():
+    x, shards = koleo_features([4, 4, 4])
+    local = sharded.koleo_local(shards, 1, None, flaw("koleo_local_neighbours"))
+    for (loss, grad), part in zip(local, shards, strict=True):
+        assert loss == pytest.approx(golden_koleo.koleo_loss(part), rel=1e-12)
+        np.testing.assert_allclose(grad, golden_koleo.koleo_loss_grad(part), atol=1e-12)
+
+
+def test_a_gather_without_autograd_keeps_the_loss_and_loses_the_neighbours_gradient():
+    x, shards = koleo_features([5, 3])
+    correct = sharded.koleo_local(shards, 2)
+    lost = sharded.koleo_local(shards, 2, flaws=flaw("koleo_gather_no_grad"))
+    assert [loss for loss, _ in lost] == pytest.approx([loss for loss, _ in correct], rel=1e-12)
+    assert not np.allclose(lost[0][1], correct[0][1], atol=1e-6)
+    pairs = sharded.koleo_pairs(shards, 2)  # only the query side: one term per pair of mine
+    x_hat = golden_koleo.normalise(x)
+    grad_hat = np.zeros_like(x)
+    for i, j, scale in pairs:
+        np.add.at(grad_hat, i, golden_koleo.pair_terms(x_hat[i], x_hat[j])[1] * scale)
+    np.testing.assert_allclose(np.concatenate([g for _, g in lost]),
+                               golden_koleo.to_features(x, grad_hat), atol=1e-12)
+    one = sharded.koleo_local([x], 2, flaws=flaw("koleo_gather_no_grad"))  # nothing gathered
+    np.testing.assert_allclose(one[0][1], golden_koleo.koleo_loss_grad(x, 2), atol=1e-12)
+
+
+def test_the_rank_times_local_offset_pairs_samples_with_themselves_on_uneven_shards_only():
+    _, equal = koleo_features([3, 3, 3])
+    assert sharded.koleo_local(equal, flaws=flaw("koleo_self_offset"))[2][0] == pytest.approx(
+        sharded.koleo_local(equal)[2][0], rel=1e-12)
+    x, shards = koleo_features([5, 2])
+    pairs = sharded.koleo_pairs(shards, flaws=flaw("koleo_self_offset"))
+    assert list(pairs[1].queries) == list(pairs[1].neighbours) == [5, 6]  # columns 2, 3 masked
+    loss = sharded.koleo_local(shards, flaws=flaw("koleo_self_offset"))[1][0]
+    alone = -np.log(golden_koleo.EPS * np.sqrt(x.shape[1]) + golden_koleo.EPS)
+    assert loss == pytest.approx(2 * alone * 2 / 7, rel=1e-6)  # W / (N * topk) per term
+
+
+def test_the_local_mean_is_right_on_equal_shards_and_0_over_0_on_an_empty_rank():
+    _, equal = koleo_features([4, 4])
+    local = sharded.koleo_local(equal, flaws=flaw("koleo_local_mean"))
+    assert [loss for loss, _ in local] == pytest.approx(
+        [loss for loss, _ in sharded.koleo_local(equal)], rel=1e-12)
+    _, shards = koleo_features([5, 0, 2])
+    out = sharded.koleo_local(shards, flaws=flaw("koleo_local_mean"))
+    assert np.isnan(out[1][0])
+    correct = sharded.koleo_local(shards)
+    assert out[0][0] == pytest.approx(correct[0][0] * 7 / (3 * 5), rel=1e-12)
