@@ -17,10 +17,15 @@ from typing import Any
 
 from ..golden import mistakes
 from ..golden.mistakes import Mistake
-from ..golden.sharded import Flaws
+from ..golden.sharded import CORRECT, Flaws
 from .closeness import compare
 
 NO_MATCH = "no known mistake matches these numbers"
+#: What a diagnosis says when correct code's own model reproduces the numbers: no mistake
+#: can be told from it, and the failing check is off by no more than its tolerance allows
+#: elsewhere (a tolerance too tight for these data, or a check beyond the models).
+AS_CORRECT = ("no known mistake: the numbers are what a correct implementation computes, "
+              "within the check's tolerance")
 
 #: One observed value and the tolerance it is held to (None: the target returned none).
 Observed = Sequence[tuple[Any, float]]
@@ -29,9 +34,11 @@ Predict = Callable[[Flaws], Sequence[Any]]
 
 @dataclass(frozen=True)
 class Diagnosis:
-    """The mistakes whose models match (empty: none does)."""
+    """The mistakes whose models match (empty: none does; ``as_correct``: correct code's
+    model matches as well, so none can be told from it)."""
 
     matches: tuple[Mistake, ...] = ()
+    as_correct: bool = False
 
     @property
     def names(self) -> list[str]:
@@ -40,22 +47,27 @@ class Diagnosis:
     @property
     def text(self) -> str:
         if not self.matches:
-            return NO_MATCH
+            return AS_CORRECT if self.as_correct else NO_MATCH
         return "matches: " + "; or: ".join(m.description for m in self.matches)
 
     def __add__(self, other: Diagnosis) -> Diagnosis:
-        return Diagnosis(self.matches + tuple(m for m in other.matches if m not in self.matches))
+        return Diagnosis(self.matches + tuple(m for m in other.matches if m not in self.matches),
+                         self.as_correct and other.as_correct)
 
 
 def explain(quantity: str, observed: Observed, predict: Predict) -> Diagnosis:
-    """The mistakes of ``quantity`` whose predictions all match ``observed``."""
+    """The mistakes of ``quantity`` whose predictions all match ``observed`` -- none when
+    correct code's prediction matches too: a mistake that changes nothing on these data
+    (an iBOT mistake in a CLS-only case) would otherwise be named for any numbers."""
+    if _matches(observed, predict, CORRECT):
+        return Diagnosis(as_correct=True)
     return Diagnosis(tuple(m for m in mistakes.of_quantity(quantity)
-                           if _matches(observed, predict, m)))
+                           if _matches(observed, predict, m.flaws, m.slack)))
 
 
-def _matches(observed: Observed, predict: Predict, mistake: Mistake) -> bool:
+def _matches(observed: Observed, predict: Predict, flaws: Flaws, slack: float = 0.0) -> bool:
     try:
-        predicted = list(predict(mistake.flaws))
+        predicted = list(predict(flaws))
     except (ValueError, IndexError, ZeroDivisionError, FloatingPointError):
         return False  # the model does not apply to this data
     if len(predicted) != len(observed):
@@ -65,7 +77,7 @@ def _matches(observed: Observed, predict: Predict, mistake: Mistake) -> bool:
             if (actual is None) != (expected is None):
                 return False
             continue
-        check = compare(mistake.name, actual, expected, max(tolerance, mistake.slack),
+        check = compare("diagnosis", actual, expected, max(tolerance, slack),
                         comparison="diagnosis")
         if not check.passed:
             return False
