@@ -22,12 +22,17 @@ Results are matched by ``(case, backend, world_size)``; an overlap result that c
   by more than :data:`NO_INTERVAL_REL_TOL` (relative) — a guard against flagging noise
   in reports that carry no spread. The mirror-image moves are reported as improvements.
   ``hidden_fraction_paired`` (the paired headline) is gated like ``hidden_fraction``.
+* **new finding** -- two ``explore`` reports: a finding whose key (quantity and likely
+  cause) the baseline lacks is a regression; findings gone are listed as fixed. Their
+  shrunk cases' results (``extra["finding"]``) are compared by this gate only: a shrunk
+  case may land on another world size from one run to the next.
 * **gated figures** -- a result may name its own gated metrics and their direction,
   ``"gated": {"first_verdict_ratio": "lower", ...}`` (the bench reports of
   benchmarks/: a figure with its floor); those replace the overlap defaults for that
   result and follow the same rule (beyond both intervals).
 
-``Comparison.exit_code`` is 1 if there is any new failure or overlap regression, else 0.
+``Comparison.exit_code`` is 1 if there is any new failure, overlap regression or new
+finding, else 0.
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ from rich.text import Text
 
 from ..outcome import ExitCode
 from ..results import CaseResult
+from .explore_model import FINDING
+from .explore_view import FindingsGate, compare_findings
 from .fmt import (
     STATUS_LABEL,
     STATUS_STYLE,
@@ -136,10 +143,16 @@ class Comparison:
     regressions: list[MetricChange] = field(default_factory=list)
     improvements: list[MetricChange] = field(default_factory=list)
     matched: int = 0
+    findings: FindingsGate | None = None  # two explore reports: their findings by key
+
+    @property
+    def new_findings(self) -> list[str]:
+        return self.findings.new if self.findings else []
 
     @property
     def exit_code(self) -> int:
-        return ExitCode.FAILED if self.new_failures or self.regressions else ExitCode.OK
+        regressed = self.new_failures or self.regressions or self.new_findings
+        return ExitCode.FAILED if regressed else ExitCode.OK
 
     @property
     def ok(self) -> bool:
@@ -163,12 +176,13 @@ class Comparison:
                 "missing": [k(x) for x in self.missing], "added": [k(x) for x in self.added],
                 "regressions": [mc(c) for c in self.regressions],
                 "improvements": [mc(c) for c in self.improvements],
-                "matched": self.matched, "exit_code": self.exit_code}
+                "matched": self.matched, "exit_code": self.exit_code,
+                **({"findings": self.findings.__dict__} if self.findings else {})}
 
 
 def _index(report: Report) -> dict[Key, CaseResult]:
-    # A repeated key: the last result wins.
-    return {result_key(r): r for r in report.results}
+    # A repeated key: the last result wins. A finding's shrunk case: the findings gate's.
+    return {result_key(r): r for r in report.results if FINDING not in r.extra}
 
 
 def _metric_change(new: Interval, base: Interval, higher_is_better: bool) -> int:
@@ -189,8 +203,9 @@ def _metric_change(new: Interval, base: Interval, higher_is_better: bool) -> int
 def compare_reports(new: Report | Mapping[str, Any],
                     baseline: Report | Mapping[str, Any]) -> Comparison:
     """``new`` against ``baseline``, typed reports or their JSON objects."""
-    cmp = Comparison()
-    new_idx, base_idx = _index(as_report(new)), _index(as_report(baseline))
+    new, baseline = as_report(new), as_report(baseline)
+    cmp = Comparison(findings=compare_findings(new, baseline))
+    new_idx, base_idx = _index(new), _index(baseline)
     for key, r in new_idx.items():
         status = r.status
         b = base_idx.get(key)
@@ -243,6 +258,15 @@ def comparison_table(cmp: Comparison) -> Table:
     t.add_column("baseline", overflow="fold")
     t.add_column("new", overflow="fold")
     t.add_column("detail", overflow="fold")
+    for key in cmp.new_findings:
+        t.add_row(Text("NEW FINDING", style="bold red"), Text(key), _status(None),
+                  Text("found"), "")
+    for key in cmp.findings.gone if cmp.findings else []:
+        t.add_row(Text("FIXED", style="bold green"), Text(key), Text("found"),
+                  Text("not found"), "finding")
+    for key in cmp.findings.still if cmp.findings else []:
+        t.add_row(Text("still found", style="yellow"), Text(key), Text("found"), Text("found"),
+                  "finding")
     for c in cmp.new_failures:
         t.add_row(Text("NEW FAILURE", style="bold red"), Text(key_text(c.key)), _status(c.old),
                   _status(c.new), Text(f"worst {format_ratio(c.ratio)}" if c.ratio is not None else ""))
@@ -277,7 +301,9 @@ def comparison_renderable(cmp: Comparison) -> RenderableType:
     t = comparison_table(cmp)
     if t.row_count:
         parts.append(t)
-    counts = (f"{len(cmp.new_failures)} new failures, {len(cmp.regressions)} overlap regressions, "
+    found = (f"{len(cmp.new_findings)} new findings, {len(cmp.findings.gone)} fixed findings, "
+             f"{len(cmp.findings.still)} still found, " if cmp.findings else "")
+    counts = (found + f"{len(cmp.new_failures)} new failures, {len(cmp.regressions)} overlap regressions, "
               f"{len(cmp.fixed)} fixed, {len(cmp.still_failing)} still failing, "
               f"{len(cmp.newly_skipped)} now skipped, "
               f"{len(cmp.missing)} missing, {len(cmp.added)} added, {cmp.matched} matched")
