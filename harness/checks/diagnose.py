@@ -55,14 +55,34 @@ class Diagnosis:
                          self.as_correct and other.as_correct)
 
 
-def explain(quantity: str, observed: Observed, predict: Predict) -> Diagnosis:
+def explain(quantity: str, observed: Observed, predict: Predict,
+            upstream: Sequence[str] = ()) -> Diagnosis:
     """The mistakes of ``quantity`` whose predictions all match ``observed`` -- none when
     correct code's prediction matches too: a mistake that changes nothing on these data
-    (an iBOT mistake in a CLS-only case) would otherwise be named for any numbers."""
+    (an iBOT mistake in a CLS-only case) would otherwise be named for any numbers.
+
+    ``upstream``: quantities computed on the way (a loss on Sinkhorn teacher probs), whose
+    mistakes ``predict`` also models: one of them alone, else -- when no single mistake
+    matches -- one of them together with one of ``quantity``'s (two mistakes at once:
+    DINOv2's CLS loss normalised by the local batch on its rank-local Sinkhorn count)."""
     if _matches(observed, predict, CORRECT):
         return Diagnosis(as_correct=True)
-    return Diagnosis(tuple(m for m in mistakes.of_quantity(quantity)
-                           if _matches(observed, predict, m.flaws, m.slack)))
+    singles = [*mistakes.of_quantity(quantity), *(m for q in upstream for m in mistakes.of_quantity(q))]
+    found = tuple(m for m in singles
+                  if any(_matches(observed, predict, f, m.slack) for f in m.models))
+    if found or not upstream:
+        return Diagnosis(found)
+    for own in mistakes.of_quantity(quantity):
+        for other in (m for q in upstream for m in mistakes.of_quantity(q)):
+            if any(_matches(observed, predict, _both(a, b), max(own.slack, other.slack))
+                   for a in own.models for b in other.models):
+                return Diagnosis((own, other))
+    return Diagnosis()
+
+
+def _both(a: Flaws, b: Flaws) -> Flaws:
+    """The switches of two mistakes together."""
+    return a._replace(**{f: getattr(b, f) for f in b._fields if getattr(b, f) != getattr(CORRECT, f)})
 
 
 def _matches(observed: Observed, predict: Predict, flaws: Flaws, slack: float = 0.0) -> bool:

@@ -244,3 +244,14 @@ def test_sum_all_pairs_style_is_local_only_with_the_mistake():
                               reduction="sum_all_pairs")
     ce = pair_ce(t[1], s[1]).mean(axis=-1).sum()
     assert local[1][0] == pytest.approx(ce)
+
+
+def test_every_form_of_a_mistake_flips_one_switch_of_its_own_field():
+    """A mistake's other forms (``also``) model it done another way: the same switch
+    field, another value -- never a second mistake."""
+    for m in mistakes.MISTAKES:
+        assert m.models[0] == m.flaws
+        for flaws, (field, value) in zip(m.models[1:], m.also, strict=True):
+            changed = [f for f in sharded.Flaws._fields
+                       if getattr(flaws, f) != getattr(sharded.CORRECT, f)]
+            assert changed == [field] == [m.switch[0]] and value != m.switch[1], m.name
