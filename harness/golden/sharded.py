@@ -103,12 +103,13 @@ def _apply(center: F64 | None, total: F64, local_rows: int, world: int, momentum
     # "bfloat16_ops": the center a bf16 tensor, so its product with a weight rounds too
     # before the float32 batch term is added (``center * m + batch * (1 - m)`` in torch).
     keep = round_bf16 if flaws.center_dtype == "bfloat16_ops" else (lambda v: v)
-    if center is None:
-        updated = batch
-    elif flaws.center_ema == "swapped":
-        updated = keep((1.0 - momentum) * center) + momentum * batch
-    else:
-        updated = keep(momentum * center) + (1.0 - momentum) * batch
+    with np.errstate(invalid="ignore", over="ignore"):  # an unguarded 0/0 stays NaN, quietly
+        if center is None:
+            updated = batch
+        elif flaws.center_ema == "swapped":
+            updated = keep((1.0 - momentum) * center) + momentum * batch
+        else:
+            updated = keep(momentum * center) + (1.0 - momentum) * batch
     return round_bf16(updated) if flaws.center_dtype != "float32" else updated
 
 
