@@ -42,6 +42,8 @@ bench: $(STAMP)
 	$(BIN)/dino-harness bench overlap --json reports/bench/overlap.json
 	$(BIN)/python benchmarks/bench_overlap_paired.py --runs 5 --json reports/bench/overlap_paired.json
 	$(BIN)/python benchmarks/bench_first_verdict.py --runs 5 --whole-run --json reports/bench/first_verdict.json
+	$(BIN)/python benchmarks/bench_explore.py --json reports/bench/explore.json
+	$(BIN)/python benchmarks/bench_diagnosis_styles.py --json reports/bench/diagnosis_styles.json
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check harness tests benchmarks

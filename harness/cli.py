@@ -83,6 +83,30 @@ def build_parser() -> argparse.ArgumentParser:
     pool.add_argument("--repeats", type=int, default=10)
     pool.add_argument("--json", default=None, metavar="PATH")
 
+    explore = sub.add_parser("explore", help="search the case space for mistakes no case lists; "
+                             "shrink each to a minimal case file")
+    target_flags(explore)
+    explore.add_argument("--kinds", nargs="+", metavar="KIND",
+                         help="the case kinds to search (default: every kind the target has)")
+    explore.add_argument("--budget", type=_positive_float, default=120.0, metavar="SECONDS",
+                         help="wall time for the search and the shrinking (default 120)")
+    explore.add_argument("--max-world-size", type=int, default=4, metavar="N",
+                         help="the largest world size drawn (default 4)")
+    explore.add_argument("--assume", nargs="+", metavar="ASSUMPTION",
+                         help="what the training guarantees, the search stays inside it: "
+                              "equal-batches no-empty-rank head-like-logits float32 "
+                              "world-size=N KEY=VALUE")
+    explore.add_argument("--seed", type=int, default=None, metavar="N",
+                         help="deterministic search (default: random, replaying the example "
+                              "database's earlier failures first)")
+    explore.add_argument("--max-examples", type=int, default=None, metavar="N",
+                         help="stop after N generated configurations (shrinking comes on top)")
+    explore.add_argument("--max-findings", type=int, default=None, metavar="N",
+                         help="stop once N findings are shrunk")
+    explore.add_argument("--backend", default="gloo", choices=["gloo", "nccl"])
+    explore.add_argument("--report-dir", default="reports", metavar="DIR")
+    explore.add_argument("--json", default=None, metavar="PATH", help="also write the report here")
+
     report = sub.add_parser("report", help="render a saved report")
     report.add_argument("path")
     report.add_argument("--format", default="console", choices=["console", "md", "html"])
@@ -124,6 +148,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .commands.selfcheck import selfcheck_command
 
         return selfcheck_command(args)
+    if args.command == "explore":
+        from .commands.explore import explore_command
+
+        return explore_command(args)
     if args.command == "list":
         from .commands.run import list_command
 

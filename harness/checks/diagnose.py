@@ -17,10 +17,15 @@ from typing import Any
 
 from ..golden import mistakes
 from ..golden.mistakes import Mistake
-from ..golden.sharded import Flaws
+from ..golden.sharded import CORRECT, Flaws
 from .closeness import compare
 
 NO_MATCH = "no known mistake matches these numbers"
+#: What a diagnosis says when correct code's own model reproduces the numbers: no mistake
+#: can be told from it, and the failing check is off by no more than its tolerance allows
+#: elsewhere (a tolerance too tight for these data, or a check beyond the models).
+AS_CORRECT = ("no known mistake: the numbers are what a correct implementation computes, "
+              "within the check's tolerance")
 
 #: One observed value and the tolerance it is held to (None: the target returned none).
 Observed = Sequence[tuple[Any, float]]
@@ -29,9 +34,11 @@ Predict = Callable[[Flaws], Sequence[Any]]
 
 @dataclass(frozen=True)
 class Diagnosis:
-    """The mistakes whose models match (empty: none does)."""
+    """The mistakes whose models match (empty: none does; ``as_correct``: correct code's
+    model matches as well, so none can be told from it)."""
 
     matches: tuple[Mistake, ...] = ()
+    as_correct: bool = False
 
     @property
     def names(self) -> list[str]:
@@ -40,22 +47,58 @@ class Diagnosis:
     @property
     def text(self) -> str:
         if not self.matches:
-            return NO_MATCH
+            return AS_CORRECT if self.as_correct else NO_MATCH
         return "matches: " + "; or: ".join(m.description for m in self.matches)
 
     def __add__(self, other: Diagnosis) -> Diagnosis:
-        return Diagnosis(self.matches + tuple(m for m in other.matches if m not in self.matches))
+        return Diagnosis(self.matches + tuple(m for m in other.matches if m not in self.matches),
+                         self.as_correct and other.as_correct)
 
 
-def explain(quantity: str, observed: Observed, predict: Predict) -> Diagnosis:
-    """The mistakes of ``quantity`` whose predictions all match ``observed``."""
-    return Diagnosis(tuple(m for m in mistakes.of_quantity(quantity)
-                           if _matches(observed, predict, m)))
+def explain(quantity: str, observed: Observed, predict: Predict,
+            upstream: Sequence[str] = ()) -> Diagnosis:
+    """The mistakes of ``quantity`` whose predictions all match ``observed`` -- none when
+    correct code's prediction matches too: a mistake that changes nothing on these data
+    (an iBOT mistake in a CLS-only case) would otherwise be named for any numbers.
 
-
-def _matches(observed: Observed, predict: Predict, mistake: Mistake) -> bool:
+    ``upstream``: quantities computed on the way (a loss on Sinkhorn teacher probs), whose
+    mistakes ``predict`` also models: one of them alone, else -- when no single mistake
+    matches -- one of them together with one of ``quantity``'s (two mistakes at once:
+    DINOv2's CLS loss normalised by the local batch on its rank-local Sinkhorn count)."""
+    if _matches(observed, predict, CORRECT):
+        return Diagnosis(as_correct=True)
     try:
-        predicted = list(predict(mistake.flaws))
+        correct = [(value, tol) for value, (_, tol) in zip(predict(CORRECT), observed, strict=True)]
+    except (ValueError, IndexError, ZeroDivisionError, FloatingPointError):
+        correct = []
+
+    def shows(flaws: Flaws, slack: float) -> bool:
+        """The form matches the numbers and, on these data, differs from correct code
+        (a Sinkhorn iteration fewer changes nothing when K >> N)."""
+        return (_matches(observed, predict, flaws, slack)
+                and not (correct and _matches(correct, predict, flaws)))
+
+    singles = [*mistakes.of_quantity(quantity), *(m for q in upstream for m in mistakes.of_quantity(q))]
+    found = tuple(m for m in singles if any(shows(f, m.slack) for f in m.models))
+    if found or not upstream:
+        return Diagnosis(found)
+    for own in mistakes.of_quantity(quantity):
+        for other in (m for q in upstream for m in mistakes.of_quantity(q)):
+            slack = max(own.slack, other.slack)
+            if any(shows(_both(a, b), slack) and not shows(a, slack) and not shows(b, slack)
+                   for a in own.models for b in other.models):
+                return Diagnosis((own, other))
+    return Diagnosis()
+
+
+def _both(a: Flaws, b: Flaws) -> Flaws:
+    """The switches of two mistakes together."""
+    return a._replace(**{f: getattr(b, f) for f in b._fields if getattr(b, f) != getattr(CORRECT, f)})
+
+
+def _matches(observed: Observed, predict: Predict, flaws: Flaws, slack: float = 0.0) -> bool:
+    try:
+        predicted = list(predict(flaws))
     except (ValueError, IndexError, ZeroDivisionError, FloatingPointError):
         return False  # the model does not apply to this data
     if len(predicted) != len(observed):
@@ -65,7 +108,7 @@ def _matches(observed: Observed, predict: Predict, mistake: Mistake) -> bool:
             if (actual is None) != (expected is None):
                 return False
             continue
-        check = compare(mistake.name, actual, expected, max(tolerance, mistake.slack),
+        check = compare("diagnosis", actual, expected, max(tolerance, slack),
                         comparison="diagnosis")
         if not check.passed:
             return False

@@ -29,11 +29,19 @@ class Mistake(NamedTuple):
     slack: float = 0.0
     """The model's own resolution, where the mistake rounds (a bf16 center lands on either
     neighbour of a tie): matching uses ``max(tolerance, slack)``."""
+    also: tuple[tuple[str, Any], ...] = ()
+    """Other switches that model the same mistake done another way (a per-sample shift of
+    the raw logits rather than after a per-prototype shift): its numbers in other code."""
 
     @property
     def flaws(self) -> Flaws:
         """The model's switches: the correct algorithm with this one mistake."""
         return Flaws()._replace(**{self.switch[0]: self.switch[1]})
+
+    @property
+    def models(self) -> tuple[Flaws, ...]:
+        """Every form of the mistake: its switch, then each of ``also``."""
+        return (self.flaws, *(Flaws()._replace(**{f: v}) for f, v in self.also))
 
 
 BF16_STEP = 2.0**-7  # one bfloat16 step, relative (8 significant bits)
@@ -51,7 +59,7 @@ MISTAKES: tuple[Mistake, ...] = (
     Mistake("ema_weights_swapped", "the EMA weights are swapped: (1 - m) * center + m * batch",
             "center", ("center_ema", "swapped")),
     Mistake("center_bf16", "the center is kept in bfloat16", "center",
-            ("center_dtype", "bfloat16"), slack=BF16_STEP),
+            ("center_dtype", "bfloat16"), slack=BF16_STEP, also=(("center_dtype", "bfloat16_ops"),)),
     Mistake("updates_overwrite", "a second update_center before apply drops the first "
             "batch", "center", ("updates_accumulate", False)),
     Mistake("sinkhorn_rows_not_reduced", "Sinkhorn's prototype (row) sums are not all-reduced",
@@ -63,7 +71,7 @@ MISTAKES: tuple[Mistake, ...] = (
             "overflow to inf, then NaN)", "sinkhorn", ("sinkhorn_shift", "none")),
     Mistake("sinkhorn_per_sample_shift", "Sinkhorn shifts each sample by its own max and drops "
             "the factor (inexact at finite iterations)", "sinkhorn",
-            ("sinkhorn_shift", "per_sample")),
+            ("sinkhorn_shift", "per_sample"), also=(("sinkhorn_shift", "per_sample_raw"),)),
     Mistake("sinkhorn_one_iteration_short", "Sinkhorn runs one iteration fewer than asked",
             "sinkhorn", ("sinkhorn_iterations_delta", -1)),
     Mistake("diagonal_not_excluded", "the CLS loss pairs each view with its own crop too "

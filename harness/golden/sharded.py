@@ -36,9 +36,9 @@ class Flaws(NamedTuple):
     center_divisor: Literal["global_rows", "local_rows", "mean_of_means",
                             "local_times_world"] = "global_rows"
     center_ema: Literal["momentum_on_center", "swapped"] = "momentum_on_center"
-    center_dtype: Literal["float32", "bfloat16"] = "float32"
+    center_dtype: Literal["float32", "bfloat16", "bfloat16_ops"] = "float32"
     updates_accumulate: bool = True
-    sinkhorn_shift: Literal["exact", "none", "per_sample"] = "exact"
+    sinkhorn_shift: Literal["exact", "none", "per_sample", "per_sample_raw"] = "exact"
     sinkhorn_row_all_reduce: bool = True
     sinkhorn_sample_mass: Literal["cancelled", "local_count"] = "cancelled"
     sinkhorn_iterations_delta: int = 0
@@ -106,13 +106,17 @@ def _apply(center: F64 | None, total: F64, local_rows: int, world: int, momentum
             batch = total[:-1] / max(divisor, 1.0)
     if flaws.center_divisor != "local_times_world" and divisor <= 0:
         return center  # no rows anywhere: nothing to average
-    if center is None:
-        updated = batch
-    elif flaws.center_ema == "swapped":
-        updated = (1.0 - momentum) * center + momentum * batch
-    else:
-        updated = momentum * center + (1.0 - momentum) * batch
-    return round_bf16(updated) if flaws.center_dtype == "bfloat16" else updated
+    # "bfloat16_ops": the center a bf16 tensor, so its product with a weight rounds too
+    # before the float32 batch term is added (``center * m + batch * (1 - m)`` in torch).
+    keep = round_bf16 if flaws.center_dtype == "bfloat16_ops" else (lambda v: v)
+    with np.errstate(invalid="ignore", over="ignore"):  # an unguarded 0/0 stays NaN, quietly
+        if center is None:
+            updated = batch
+        elif flaws.center_ema == "swapped":
+            updated = keep((1.0 - momentum) * center) + momentum * batch
+        else:
+            updated = keep(momentum * center) + (1.0 - momentum) * batch
+    return round_bf16(updated) if flaws.center_dtype != "float32" else updated
 
 
 # ------------------------------------------------------------------------------- Sinkhorn
@@ -126,6 +130,10 @@ def sinkhorn(shards: Sequence[F64], temp: float, n_iterations: int,
     correct version shifts every prototype by its global max and keeps each sample's
     own shift as a factor of the first row sums; ``sinkhorn_shift="none"`` exponentiates
     unshifted in float32's range (what overflows to inf, then NaN, on a real target).
+    A dropped per-sample factor changes the first row sums by what the shift was, so the
+    mistake has two forms: ``"per_sample"`` shifts after the per-prototype shift (the
+    reference's planted fault), ``"per_sample_raw"`` shifts the raw logits, as code without
+    a per-prototype shift does (``x - x.max(1)``, then / T).
     """
     k = shards[0].shape[-1]
     x = [np.asarray(s, dtype=np.float64).reshape(-1, k) for s in shards]
@@ -133,6 +141,12 @@ def sinkhorn(shards: Sequence[F64], temp: float, n_iterations: int,
         if flaws.sinkhorn_shift == "none":  # float32 from here on: its range is the mistake
             q = [np.exp(s / temp).astype(np.float32) for s in x]
             weight = [np.ones((s.shape[0], 1), dtype=np.float32) for s in x]
+        elif flaws.sinkhorn_shift == "per_sample_raw":
+            q, weight = [], []
+            for s in x:
+                z = s / temp - (s.max(axis=1, keepdims=True) / temp if s.shape[0] else 0.0)
+                q.append(np.exp(np.maximum(z, EXP_FLOOR)))
+                weight.append(np.ones((s.shape[0], 1)))
         else:
             peak = np.max([s.max(axis=0) for s in x if s.shape[0]], axis=0)
             q, weight = [], []

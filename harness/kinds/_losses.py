@@ -183,8 +183,13 @@ def _diagnosis(job: Job, target: Target, parts: dict[str, Part], ranks: list[dic
                arrays: dict[str, tuple[np.ndarray, np.ndarray]]) -> Diagnosis:
     """Which known loss mistake gives every rank's local loss and gradients (and the one
     process's): the models run on the same shards, in the target's own CLS reduction."""
-    case, world = job.case, job.world_size
+    from ..checks.job import quantised  # torch
+
+    case, world, data = job.case, job.world_size, job.data()
     tol_loss, tol_grad = case.tolerance("loss"), case.tolerance("grad")
+    # The teacher probs are the target's own Sinkhorn of each rank's rows: its mistakes
+    # show in the loss too, alone or with a loss mistake.
+    sinkhorn = case.teacher_norm == "sinkhorn"
 
     def local(flaws: sharded.Flaws, whole: bool) -> list[tuple[float, dict[str, np.ndarray]]]:
         out: list[tuple[float, dict[str, np.ndarray]]] = []
@@ -194,6 +199,12 @@ def _diagnosis(job: Job, target: Target, parts: dict[str, Part], ranks: list[dic
             axis = case.sample_axis(part.student)
             student, teacher = ([shard(a, sizes, r, axis) for r in range(len(sizes))]
                                 for a in arrays[name])
+            if sinkhorn and flaws != sharded.CORRECT:  # each rank's own (flawed) Sinkhorn
+                logits = [shard(a, sizes, r, axis) for r in range(len(sizes))
+                          for a in [quantised(data[part.teacher], case.teacher_dtype)]]
+                rows = sharded.sinkhorn([x.reshape(-1, x.shape[-1]) for x in logits],
+                                        case.teacher_temp, case.n_iterations, flaws)
+                teacher = [q.reshape(x.shape) for q, x in zip(rows, logits, strict=True)]
             if name == "cls":
                 per_rank = sharded.cls_local(student, teacher, case.student_temp, flaws,
                                              reduction=target.semantics.cls_reduction)
@@ -218,7 +229,7 @@ def _diagnosis(job: Job, target: Target, parts: dict[str, Part], ranks: list[dic
         rows = [*((r, world) for r in local(flaws, False)), (local(flaws, True)[0], 1)]
         return [value for (loss, grads), scale in rows for value in flat(loss, grads, scale)]
 
-    return explain("loss", observed, predict)
+    return explain("loss", observed, predict, upstream=("sinkhorn",) if sinkhorn else ())
 
 
 def _verify(job: Job, target: Target, ranks: list[dict], single: dict,

@@ -23,14 +23,18 @@ Results are matched by ``(case, backend, world_size)``; an overlap result that c
   by more than :data:`NO_INTERVAL_REL_TOL` (relative) — a guard against flagging noise
   in reports that carry no spread. The mirror-image moves are reported as improvements.
   ``hidden_fraction_paired`` (the paired headline) is gated like ``hidden_fraction``.
+* **new finding** -- two ``explore`` reports: a finding whose key (quantity and likely
+  cause) the baseline lacks is a regression; findings gone are listed as fixed. Their
+  shrunk cases' results (``extra["finding"]``) are compared by this gate only: a shrunk
+  case may land on another world size from one run to the next.
 * **gated figures** -- a result may name its own gated metrics and their direction,
   ``"gated": {"first_verdict_ratio": "lower", ...}`` (the bench reports of
   benchmarks/: a figure with its floor); those replace the overlap defaults for that
   result and follow the same rule (beyond both intervals).
 
-``Comparison.exit_code`` is 1 if there is any new failure or overlap regression, else 0.
-:func:`comparison_section` is the comparison as section data (a table and its verdict
-line) that the console, Markdown and HTML formats render.
+``Comparison.exit_code`` is 1 if there is any new failure, overlap regression or new
+finding, else 0. :func:`comparison_section` is the comparison as section data (a table and
+its verdict line) that the console, Markdown and HTML formats render.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ from typing import Any
 
 from ..outcome import ExitCode
 from ..results import CaseResult
+from .explore_model import FINDING
+from .explore_view import FindingsGate, compare_findings
 from .fmt import STATUS_LABEL, format_ratio, worst_ratio
 from .metrics import GATED, metric, metric_interval
 from .model import Report, as_report
@@ -66,7 +72,10 @@ def directions(r: CaseResult) -> dict[str, bool]:
     return {str(k): str(v).lower() == "higher" for k, v in gated.items()}
 
 
-def key_text(key: Key) -> str:
+def key_text(key: Key | str) -> str:
+    """A result's key as its test id (plus its K); a finding's key is text already."""
+    if isinstance(key, str):
+        return key
     return f"{key[0]}[{key[1]}-ws{key[2]}]" + (f" {key[3]}" if key[3] else "")
 
 
@@ -121,10 +130,16 @@ class Comparison:
     regressions: list[MetricChange] = field(default_factory=list)
     improvements: list[MetricChange] = field(default_factory=list)
     matched: int = 0
+    findings: FindingsGate | None = None  # two explore reports: their findings by key
+
+    @property
+    def new_findings(self) -> list[str]:
+        return self.findings.new if self.findings else []
 
     @property
     def exit_code(self) -> int:
-        return ExitCode.FAILED if self.new_failures or self.regressions else ExitCode.OK
+        regressed = self.new_failures or self.regressions or self.new_findings
+        return ExitCode.FAILED if regressed else ExitCode.OK
 
     @property
     def ok(self) -> bool:
@@ -148,12 +163,13 @@ class Comparison:
                 "missing": [k(x) for x in self.missing], "added": [k(x) for x in self.added],
                 "regressions": [mc(c) for c in self.regressions],
                 "improvements": [mc(c) for c in self.improvements],
-                "matched": self.matched, "exit_code": self.exit_code}
+                "matched": self.matched, "exit_code": self.exit_code,
+                **({"findings": self.findings.__dict__} if self.findings else {})}
 
 
 def _index(report: Report) -> dict[Key, CaseResult]:
-    # A repeated key: the last result wins.
-    return {result_key(r): r for r in report.results}
+    # A repeated key: the last result wins. A finding's shrunk case: the findings gate's.
+    return {result_key(r): r for r in report.results if FINDING not in r.extra}
 
 
 def _metric_change(new: Interval, base: Interval, higher_is_better: bool) -> int:
@@ -174,8 +190,9 @@ def _metric_change(new: Interval, base: Interval, higher_is_better: bool) -> int
 def compare_reports(new: Report | Mapping[str, Any],
                     baseline: Report | Mapping[str, Any]) -> Comparison:
     """``new`` against ``baseline``, typed reports or their JSON objects."""
-    cmp = Comparison()
-    new_idx, base_idx = _index(as_report(new)), _index(as_report(baseline))
+    new, baseline = as_report(new), as_report(baseline)
+    cmp = Comparison(findings=compare_findings(new, baseline))
+    new_idx, base_idx = _index(new), _index(baseline)
     for key, r in new_idx.items():
         status = r.status
         b = base_idx.get(key)
@@ -216,7 +233,7 @@ class Row:
     """One line of the comparison table."""
 
     change: Span  # "NEW FAILURE", in its tone
-    key: Key
+    key: Key | str  # a finding's key is its text
     baseline: Cell
     new: Cell
     detail: str = ""
@@ -244,10 +261,18 @@ def _status(s: str | None) -> Cell:
 
 def rows(cmp: Comparison) -> list[Row]:
     """What changed, the gate's concerns first: new failures, regressions, then what was
-    fixed or improved, what still fails or is now skipped, missing and added cases."""
-    out = [Row(Span("NEW FAILURE", "bad"), c.key, _status(c.old), _status(c.new),
-               f"worst {format_ratio(c.ratio)}" if c.ratio is not None else "")
-           for c in cmp.new_failures]
+    fixed or improved, what still fails or is now skipped, missing and added cases. Two
+    explore reports compare their findings first."""
+    gate = cmp.findings
+    out = [Row(Span("NEW FINDING", "bad"), key, _status(None), cell("found"))
+           for key in cmp.new_findings]
+    out += [Row(Span("FIXED", "pass"), key, cell("found"), cell("not found"), "finding")
+            for key in (gate.gone if gate else [])]
+    out += [Row(Span("still found", "warn"), key, cell("found"), cell("found"), "finding")
+            for key in (gate.still if gate else [])]
+    out += [Row(Span("NEW FAILURE", "bad"), c.key, _status(c.old), _status(c.new),
+                f"worst {format_ratio(c.ratio)}" if c.ratio is not None else "")
+            for c in cmp.new_failures]
     out += [Row(Span("REGRESSION", "bad"), m.key, cell(m.baseline.text(m.metric)),
                 cell(m.new.text(m.metric)),
                 f"{m.metric} {'lower' if m.higher_is_better else 'higher'}, beyond both intervals")
@@ -272,7 +297,9 @@ def comparison_section(cmp: Comparison) -> ComparisonSection:
     changed = rows(cmp)
     table = TableData.of("comparison", "compared with the baseline", COLUMNS, changed) \
         if changed else None
-    counts = (f"{len(cmp.new_failures)} new failures, {len(cmp.regressions)} overlap regressions, "
+    found = (f"{len(cmp.new_findings)} new findings, {len(gate.gone)} fixed findings, "
+             f"{len(gate.still)} still found, " if (gate := cmp.findings) else "")
+    counts = (found + f"{len(cmp.new_failures)} new failures, {len(cmp.regressions)} overlap regressions, "
               f"{len(cmp.fixed)} fixed, {len(cmp.still_failing)} still failing, "
               f"{len(cmp.newly_skipped)} now skipped, "
               f"{len(cmp.missing)} missing, {len(cmp.added)} added, {cmp.matched} matched")

@@ -228,7 +228,7 @@ def verdict_line(v: sec.Verdict) -> Text:
 
 def document_renderable(doc: sec.Document) -> Group:
     parts: list[RenderableType] = [header_panel(doc.header)]
-    for data in (doc.selfcheck, doc.pool):
+    for data in (doc.selfcheck, doc.pool, *doc.explore):
         if data is not None:
             parts.append(adaptive(data, WIDE_TABLE))
             parts += long_lines(data)  # free text (a fault's diagnosis) under its table

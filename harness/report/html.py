@@ -200,7 +200,7 @@ def _charts(results: Sequence[Any]) -> str:
 def document_html(doc: sec.Document) -> str:
     h = doc.header
     parts = [_environment(h), _chips(h.summary)]
-    for data in (doc.selfcheck, doc.pool):
+    for data in (doc.selfcheck, doc.pool, *doc.explore):
         if data is not None:
             parts.append(f'<section id="{esc(data.key)}">{titled(data)}</section>')
     if doc.kind_tables:

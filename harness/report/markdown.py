@@ -115,7 +115,7 @@ def _notes(notes: Sequence[sec.Note]) -> list[str]:
 
 def document_markdown(doc: sec.Document) -> str:
     parts = _header(doc.header)
-    for data in (doc.selfcheck, doc.pool):
+    for data in (doc.selfcheck, doc.pool, *doc.explore):
         if data is not None:
             parts += titled(data)
     for t in doc.kind_tables:

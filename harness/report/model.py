@@ -5,7 +5,7 @@ every reader gets one back from :meth:`Report.from_json`. The summary is always 
 from the results, never trusted from a file. Top-level fields this version does not
 know are kept in ``extra`` and written back, so a file from an older or newer tool keeps
 them. Commands other than ``run`` add a section of their own: ``bench`` (``bench pool``
-and ``bench overlap``) and ``selfcheck``.
+and ``bench overlap``), ``selfcheck`` and ``explore`` (``explore_model.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from typing import Any
 
 from harness.outcome import ExitCode, exit_code_of
 from harness.results import SCHEMA_VERSION, CaseResult, json_safe, summarise
+
+from .explore_model import ExploreSection
 
 TOOL = "dino-harness"
 
@@ -162,7 +164,7 @@ class SelfcheckSection:
 
 
 _KNOWN = ("schema", "tool", "created", "environment", "target", "results", "summary", "run_id",
-          "finished", "complete", "recovered", "warnings", "bench", "selfcheck")
+          "finished", "complete", "recovered", "warnings", "bench", "selfcheck", "explore")
 
 
 @dataclass
@@ -183,6 +185,7 @@ class Report:
     warnings: list[str] = field(default_factory=list)
     bench: BenchSection | None = None
     selfcheck: SelfcheckSection | None = None
+    explore: ExploreSection | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # top-level fields of another version
 
     @property
@@ -207,7 +210,8 @@ class Report:
         optional = {"run_id": self.run_id, "finished": self.finished, "complete": self.complete,
                     "recovered": self.recovered or None, "warnings": self.warnings or None,
                     "bench": self.bench.to_json() if self.bench else None,
-                    "selfcheck": self.selfcheck.to_json() if self.selfcheck else None}
+                    "selfcheck": self.selfcheck.to_json() if self.selfcheck else None,
+                    "explore": self.explore.to_json() if self.explore else None}
         out.update({k: v for k, v in optional.items() if v is not None})
         return json_safe(out)
 
@@ -215,7 +219,7 @@ class Report:
     def from_json(cls, d: Mapping[str, Any]) -> Report:
         """A report from its JSON object. Results must already be result objects (the
         loader drops the others, with a warning)."""
-        bench, selfcheck = d.get("bench"), d.get("selfcheck")
+        bench, selfcheck, explore = d.get("bench"), d.get("selfcheck"), d.get("explore")
         env, target = d.get("environment"), d.get("target")
         return cls(
             results=[r if isinstance(r, CaseResult) else CaseResult.from_json(r)
@@ -228,6 +232,7 @@ class Report:
             warnings=[str(w) for w in d.get("warnings") or []],
             bench=BenchSection.from_json(bench) if isinstance(bench, Mapping) else None,
             selfcheck=SelfcheckSection.from_json(selfcheck) if isinstance(selfcheck, Mapping) else None,
+            explore=ExploreSection.from_json(explore) if isinstance(explore, Mapping) else None,
             extra={k: v for k, v in d.items() if k not in _KNOWN},
         )
 

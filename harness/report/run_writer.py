@@ -29,7 +29,7 @@ from typing import Any
 from harness.results import SCHEMA_VERSION, CaseResult, json_safe
 
 from .atomic import fsync_dir, write_atomic
-from .model import TOOL, BenchSection, Report, SelfcheckSection
+from .model import TOOL, BenchSection, ExploreSection, Report, SelfcheckSection
 
 RESULTS_FILE = "results.jsonl"
 REPORT_FILE = "report.json"
@@ -126,7 +126,7 @@ class RunWriter:
             self.results.append(result)
 
     def report(self, *, complete: bool = True, bench: BenchSection | None = None,
-               selfcheck: SelfcheckSection | None = None,
+               selfcheck: SelfcheckSection | None = None, explore: ExploreSection | None = None,
                extra: Mapping[str, Any] | None = None) -> Report:
         """The typed report for the results added so far. ``extra``: top-level fields a
         command keeps for the tools that read its ``--json`` output."""
@@ -134,18 +134,20 @@ class RunWriter:
             results = list(self.results)
         return Report(results=results, environment=self.environment, target=self.target,
                       created=self.created, run_id=self.run_id, finished=utc_now_iso(),
-                      complete=complete, bench=bench, selfcheck=selfcheck,
+                      complete=complete, bench=bench, selfcheck=selfcheck, explore=explore,
                       extra=dict(extra or {}))
 
     def finish_report(self, *, complete: bool = True, bench: BenchSection | None = None,
                       selfcheck: SelfcheckSection | None = None,
+                      explore: ExploreSection | None = None,
                       extra: Mapping[str, Any] | None = None) -> Report:
         """Close the stream, write ``report.json`` atomically, point ``latest`` at the run,
         and hand back the report written: nobody needs to read it back from disk."""
         with self._lock:
             if not self._jsonl.closed:
                 self._jsonl.close()
-        report = self.report(complete=complete, bench=bench, selfcheck=selfcheck, extra=extra)
+        report = self.report(complete=complete, bench=bench, selfcheck=selfcheck, explore=explore,
+                             extra=extra)
         self.report_path = write_json(self.run_dir / REPORT_FILE, report)
         point_latest(self.report_dir, self.run_id)
         return report

@@ -202,7 +202,11 @@ def run_verdict(results: Sequence[CaseResult]) -> Verdict:
 
 
 def verdict(report: Report) -> Verdict:
-    """A selfcheck report is judged by its own section; any other by its results."""
+    """A selfcheck or explore report is judged by its own section; any other by its results."""
+    if report.explore is not None:
+        from . import explore_view  # it builds on the cells of this module
+
+        return explore_view.verdict(report)
     sc = report.selfcheck
     if sc is None:
         return run_verdict(report.results)
@@ -661,15 +665,19 @@ class Document:
     overlap_notes: tuple[Note, ...]
     ddp: TableData | None
     results: tuple[CaseResult, ...] = field(default=())  # what the pictures draw
+    explore: tuple[TableData, ...] = ()  # the search and its findings (explore_view.py)
 
 
 def document(report: Report) -> Document:
+    from . import explore_view  # it builds on the cells of this module
+
     shown = shown_results(report)
     return Document(header=header(report), selfcheck=selfcheck_table(report),
                     pool=pool_table(report), kind_tables=tuple(kind_tables(report)),
                     failures=tuple(failures(report)), skips=skips(report),
                     overlap=overlap_table(shown), overlap_notes=tuple(overlap_notes(shown)),
-                    ddp=ddp_table(shown), results=tuple(shown))
+                    ddp=ddp_table(shown), results=tuple(shown),
+                    explore=tuple(explore_view.tables(report)))
 
 
 def visible(columns: Sequence[Column], keep: Callable[[Column], bool]) -> list[int]:

@@ -93,7 +93,7 @@ def required_contract(case: Any) -> str | None:
         return "teacher_2d"
     if getattr(case, "num_samples", None) == "none":
         return "num_samples_none"
-    if (case.teacher_dtype != "float32" and case.kind == "centering") or (
+    if (case.teacher_dtype != "float32" and case.kind in ("centering", "patch_centering")) or (
             getattr(case, "student_dtype", "float32") != "float32" and case.kind != "sinkhorn"):
         return "float32_compute"
     return None

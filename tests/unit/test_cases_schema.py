@@ -99,6 +99,11 @@ def test_closed_sets_are_literals_their_validators_accept() -> None:
 #: The overlap catalogue (harness/overlap/) has a case model and keys of its own, some of
 #: the same names; every other module reads the correctness keys from ``KEYS``.
 _OWN_KEYS = Path("harness") / "overlap"
+#: The search draws each key with a strategy of its own, keyed by the key's name; a test
+#: of its own (tests/unit/test_explore_space.py) holds that table to the schema, both ways.
+#: Its report names the keys a drawn case's row shows in columns of their own.
+_STRATEGIES = Path("harness") / "explore"
+_SEARCH_REPORT = Path("harness") / "report" / "explore_view.py"
 
 
 def test_no_module_lists_the_keys_a_second_way() -> None:
@@ -108,7 +113,7 @@ def test_no_module_lists_the_keys_a_second_way() -> None:
     found = []
     for path in sorted((REPO / "harness").rglob("*.py")):
         rel = path.relative_to(REPO)
-        if _OWN_KEYS in rel.parents:
+        if _OWN_KEYS in rel.parents or _STRATEGIES in rel.parents or rel == _SEARCH_REPORT:
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "Key":

@@ -65,3 +65,25 @@ def test_diagnoses_of_two_quantities_add_up_and_ride_on_the_checks():
     result = checks.result()
     assert result.diagnosis.names == ["center_bf16", "loss_local_batch"]
     assert isinstance(result, list) and len(result) == 1
+
+
+
+def test_numbers_correct_code_computes_name_no_mistake_not_even_one_that_changes_nothing():
+    """A CLS-only model ignores the iBOT switch, so that mistake 'reproduces' correct
+    numbers as well as correct code does: then nothing is named, and the text says why."""
+    from harness.checks.diagnose import AS_CORRECT
+
+    students = [RNG.normal(size=(2, n, 8)) for n in (3, 1)]
+    teachers = [np.full((1, n, 8), 1 / 8) for n in (3, 1)]
+
+    def predict(flaws: sharded.Flaws) -> list:
+        return [v for loss, grad in sharded.cls_local(students, teachers, 0.1, flaws)
+                for v in (loss, grad)]
+
+    same = predict(mistakes.BY_NAME["ibot_per_rank_mean"].flaws)
+    assert all(np.array_equal(a, b) for a, b in zip(same, predict(sharded.CORRECT), strict=True))
+    diagnosis = explain("loss", [(v, 1e-6) for v in predict(sharded.CORRECT)], predict)
+    assert diagnosis.names == [] and diagnosis.as_correct and diagnosis.text == AS_CORRECT
+    wrong = explain("loss", [(v, 1e-6) for v in predict(mistakes.BY_NAME["loss_local_batch"].flaws)],
+                    predict)
+    assert wrong.names == ["loss_local_batch"] and not wrong.as_correct

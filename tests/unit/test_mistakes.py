@@ -351,3 +351,14 @@ def test_the_local_mean_is_right_on_equal_shards_and_0_over_0_on_an_empty_rank()
     assert np.isnan(out[1][0])
     correct = sharded.koleo_local(shards)
     assert out[0][0] == pytest.approx(correct[0][0] * 7 / (3 * 5), rel=1e-12)
+
+
+def test_every_form_of_a_mistake_flips_one_switch_of_its_own_field():
+    """A mistake's other forms (``also``) model it done another way: the same switch
+    field, another value -- never a second mistake."""
+    for m in mistakes.MISTAKES:
+        assert m.models[0] == m.flaws
+        for flaws, (field, value) in zip(m.models[1:], m.also, strict=True):
+            changed = [f for f in sharded.Flaws._fields
+                       if getattr(flaws, f) != getattr(sharded.CORRECT, f)]
+            assert changed == [field] == [m.switch[0]] and value != m.switch[1], m.name

@@ -1,0 +1,95 @@
+"""The case space (harness.explore.space) and the user's assumptions: every drawn table is
+a valid case, every key is drawn or says why not, and the search stays inside --assume."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from harness import kinds  # noqa: F401 - registers the kinds
+from harness.cases import case_from_table
+from harness.cases import kind as registry
+from harness.cases.schema import KEYS, applies
+from harness.errors import UsageError
+from harness.explore import Assumptions, Space, parse
+from harness.explore.space import NOT_DRAWN, NOT_SEARCHABLE, STRATEGIES, tables
+
+SEARCHED = tuple(k for k in registry.kind_names() if k not in NOT_SEARCHABLE)
+FAST = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+def test_every_key_has_a_strategy_or_a_reason_not_to_be_drawn():
+    assert set(STRATEGIES) | set(NOT_DRAWN) == set(KEYS)
+    assert not set(STRATEGIES) & set(NOT_DRAWN)
+    unsearched_keys = {k for kind in NOT_SEARCHABLE for k in registry.get(kind).keys} - set(STRATEGIES)
+    assert unsearched_keys <= set(NOT_DRAWN)
+
+
+@FAST
+@given(tables(Space(SEARCHED, max_world_size=4)))
+def test_a_drawn_table_is_a_valid_case_of_its_kind_at_one_world_size(table):
+    case = case_from_table(table)  # raises on an invalid table
+    assert case.kind in SEARCHED and len(case.world_sizes) == 1 and 1 <= case.world_sizes[0] <= 4
+    assert all(applies(key, case.kind) for key in table)
+    assert case.n_pairs >= 1 if "views_student" in table else True
+
+
+ASSUMED = parse(["equal-batches,no-empty-rank", "head-like-logits", "float32", "world-size=3"])
+
+
+@FAST
+@given(tables(Space(SEARCHED, max_world_size=4, assumptions=ASSUMED)))
+def test_a_drawn_table_stays_inside_the_assumptions(table):
+    case = case_from_table(table)
+    assert case.world_sizes == (3,)
+    for counts in (case.batch_per_rank, case.masked_per_rank, case.images_per_rank):
+        assert len(set(counts)) == 1 and min(counts) >= 1
+    assert case.logits.distribution == "uniform" and case.logits.scale <= 1.0
+    assert case.logits.sample_offset == case.logits.prototype_offset == 0.0
+    assert case.logits.outlier_offset is None
+    assert case.teacher_dtype == case.student_dtype == "float32"
+    if case.kind == "ibot_masked":
+        assert len(case.mask_ratio) == 1
+
+
+@FAST
+@given(tables(Space(("sinkhorn", "cls"), 2, assumptions=parse(["K=65536", "teacher_norm=softmax"]))))
+def test_a_pinned_key_has_its_value_in_every_kind_that_has_the_key(table):
+    case = case_from_table(table)
+    assert case.K == 65536
+    if case.kind == "cls":
+        assert case.teacher_norm == "softmax" and "n_iterations" not in table
+
+
+def test_parse_reads_words_pins_and_lists_what_each_promises():
+    a = parse(["equal-batches, float32", "world-size=2", "steps=1", "logits={scale = 2.0}"])
+    assert a.equal_batches and a.float32 and a.world_size == 2 and not a.no_empty_rank
+    assert a.pins["steps"] == 1 and a.pins["logits"] == {"scale": 2.0}
+    words = [w for w, _ in a.lines()]
+    assert words == ["equal-batches", "float32", "world-size=2", "steps=1", "logits={scale = 2.0}"]
+    assert "same number of samples" in a.lines()[0][1]
+    assert parse(None) == Assumptions()
+
+
+@pytest.mark.parametrize("word, says", [
+    ("equal-batch", "did you mean 'equal-batches'"),
+    ("world-size=0", "expected an int >= 1"),
+    ("steps=0", "key 'steps': expected an int >= 1"),
+    ("kind=cls", "use --kinds"),
+    ("comms={}", "budget is the user's"),
+])
+def test_a_bad_assumption_is_a_usage_error_that_says_why(word, says):
+    with pytest.raises(UsageError, match=says.replace("(", r"\(")):
+        parse([word])
+
+
+def test_shrinking_a_drawn_case_goes_to_the_simplest_one():
+    """What Hypothesis shrinks to is the simplest case: one rank, the fewest samples, every
+    other key at its default (left out), data seed 0."""
+    from hypothesis import find
+
+    table = find(tables(Space(("sinkhorn",), 4)), lambda t: True)
+    assert table == {"name": "explore", "kind": "sinkhorn", "world_sizes": [1],
+                     "backends": ["gloo"], "batch_per_rank": 1, "n_iterations": 1,
+                     "num_samples": "global_int", "K": 128, "teacher_dtype": "float32",
+                     "teacher_temp": 0.04, "logits": {}, "seed": 0}
