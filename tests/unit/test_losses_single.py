@@ -57,7 +57,10 @@ def test_cls_loss_and_grad_match_oracle(views, batch, k, temp, seed):
     expected = golden.cls_loss(student, teacher, temp)
     assert loss.item() == pytest.approx(expected, rel=2e-5, abs=2e-5)
     grad = golden.cls_loss_grad(student, teacher, temp)
-    np.testing.assert_allclose(student_t.grad.numpy(), grad, rtol=1e-3, atol=1e-6)
+    # A gradient entry can be the float32 difference of two terms as large as the largest
+    # gradient (p * sum(t) - sum(t), both ~ 1 / temp): absolute noise ~ eps32 x that size.
+    np.testing.assert_allclose(student_t.grad.numpy(), grad, rtol=1e-3,
+                               atol=1e-6 * max(1.0, float(np.abs(grad).max())))
 
 
 @settings(max_examples=30, deadline=None)
