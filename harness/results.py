@@ -41,6 +41,9 @@ class Check:
     # (N ranks differ from one process, or ranks disagree), "numerics" (non-finite where
     # the oracle is finite), "semantics" (one process differs from its style's oracle).
     category: str | None = None
+    #: How ``tolerance`` was derived (harness/cases/tolerances.py), e.g. "max(floor 1e-05,
+    #: 2u·√n = 0.000546; n = 10·512·4096 = 20,971,520 at ws64) = 0.000546".
+    tolerance_rule: str = ""
     extra: dict[str, Any] = field(default_factory=dict)  # fields of another version
 
     def to_json(self) -> dict[str, Any]:

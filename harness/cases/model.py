@@ -43,7 +43,7 @@ from .choices import (
 from .data import LogitsSpec, default_seed, generate
 from .keys import key, keys_of, table
 from .sharding import check_world_size, per_rank, shard_range
-from .tolerances import tolerance
+from .tolerances import Tolerance, tolerance
 from .validate import MISSING
 
 
@@ -208,10 +208,11 @@ class Case:
                         self.global_count(tensor, world_size), self.K, self.dtype_of(tensor), rows)
 
     # -- checks ------------------------------------------------------------------------
-    def tolerance(self, quantity: str) -> float:
-        """The tolerance of ``quantity`` (center, probs, sinkhorn, loss, grad): see
+    def tolerance(self, quantity: str, world_size: int | None = None) -> Tolerance:
+        """The tolerance of ``quantity`` (center, probs, sinkhorn, loss, grad) at
+        ``world_size`` (default: the case's largest), with its rule: see
         ``tolerances.tolerance`` and the measurements there."""
-        return tolerance(self, quantity)
+        return tolerance(self, quantity, world_size)
 
     def grad_bound(self) -> float:
         """The largest |d loss / d student logit| this case can produce at any of its world

@@ -3,12 +3,30 @@
 The project's comparison rule: an element passes iff
     |actual - expected| <= tol * max(1, |expected|)
 so ``tol`` is relative for values above 1 and absolute below (probabilities, most
-centers, every gradient). :func:`tolerance` is
-    max(FLOAT32_TOLERANCES[q] * growth(q), OUTPUT_ROUNDING[dtype of q's output] * size(q))
-where growth(q) >= 1 widens float32 compute noise for large logits and the second term
-admits outputs that the API lets an implementation return in a narrower dtype. All
-inputs are exact in their dtype (see data.py), so a bf16/f16 *input* changes nothing
-else: the computation after the upcast is plain float32.
+centers, every gradient). :func:`tolerance` at world size W is
+
+    max(FLOOR[q] * growth(q),  LAMBDA * u * sqrt(n(q, W)) * scale(q)),
+    then max(., OUTPUT_ROUNDING[dtype of q's output]), and for grad times the grad bound
+
+* the floor: the float32 compute noise measured on the catalogue (below), widened by
+  growth(q) >= 1 for large logits;
+* the reduction term: a quantity that adds up n float32 terms carries a rounding error
+  of about sqrt(n) * u relative (u = 2^-24, the unit roundoff of float32, the compute
+  dtype of every quantity; Higham & Mary 2019, "A new approach to probabilistic rounding
+  error analysis"), with LAMBDA = 2. n is what the quantity's longest reduction adds up
+  at that world size: a center, the teacher rows of one step over every rank; a Sinkhorn
+  output, the rows of every rank in its prototype sums; a loss, every student element
+  (views x samples x K) of every rank. Probabilities and gradients add up nothing over the
+  batch: their floor is the rule at every size. The term takes over from the floor only
+  at production sizes (a CLS loss over 10 views x 512 samples x K = 4096: 5.3e-4, where
+  the worst correct formulation measured, one einsum over every element, is off by
+  1.3e-4; the reference, one dot per sample, by 2e-6 at any size);
+* the output allowance admits outputs that the API lets an implementation return in a
+  narrower dtype. All inputs are exact in their dtype (see data.py), so a bf16/f16
+  *input* changes nothing else: the computation after the upcast is plain float32.
+
+Each tolerance is a :class:`Tolerance`, a float that carries its ``rule`` as text: every
+check of a report shows how its tolerance was derived.
 
 Numbers measured on this catalogue (float32 torch reference vs the float64 golden,
 eps32 = 1.2e-7) and the planted faults they must still catch:
@@ -46,17 +64,23 @@ eps32 = 1.2e-7) and the planted faults they must still catch:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+from . import kind as kinds
 from .choices import QUANTITIES, Dtype, Quantity
 
-FLOAT32_TOLERANCES: dict[Quantity, float] = {
+#: The float32 compute noise measured on the catalogue (see above), per quantity.
+FLOOR: dict[Quantity, float] = {
     "center": 2e-6,
     "probs": 1e-6,
     "sinkhorn": 1e-5,
     "loss": 1e-5,
     "grad": 1e-5,
 }
+FLOAT32_TOLERANCES = FLOOR  # the name other modules and older notes use
+UNIT_ROUNDOFF = 2.0**-24  # float32
+LAMBDA = 2.0
 #: Rounding allowance of an output returned in a narrower dtype (2 x the unit roundoff).
 OUTPUT_ROUNDING: dict[Dtype, float] = {"float32": 0.0, "bfloat16": 2.0**-7, "float16": 2.0**-10}
 #: Quantities whose output the API lets an implementation return in a narrower dtype,
@@ -64,34 +88,89 @@ OUTPUT_ROUNDING: dict[Dtype, float] = {"float32": 0.0, "bfloat16": 2.0**-7, "flo
 _OUTPUT_DTYPE = {"probs": "teacher_dtype", "grad": "student_dtype"}
 
 
-def tolerance(case: Any, quantity: Quantity) -> float:
-    """``case.tolerance(quantity)``: the case's own ``tolerances`` entry, or the default::
+class Tolerance(float):
+    """A tolerance that carries how it was derived: ``rule``, one line of text."""
 
-        center    2e-6 * max(1, rms)
+    rule: str
+
+    def __new__(cls, value: float, rule: str) -> Tolerance:
+        self = super().__new__(cls, value)
+        self.rule = rule
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Tolerance, (float(self), self.rule))
+
+
+def _g(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def reduction_size(case: Any, quantity: Quantity, world_size: int) -> tuple[int, str]:
+    """(n, how n is made) of the longest reduction behind ``quantity`` at ``world_size``:
+    (1, "") for a quantity that adds up nothing over the batch (probs, grad). A center
+    adds the teacher rows of one step; a Sinkhorn output every teacher row; a loss every
+    student element (its views x samples x K), over every rank."""
+    total, terms = 0, []
+    for name, spec in kinds.get(case.kind).tensors.items():
+        factors = [*spec.lead(case), case.global_count(name, world_size)]
+        if quantity == "center" and spec.role == "teacher":
+            factors = factors[1:]  # [steps, ...]: the rows of one step
+        elif quantity == "loss" and spec.role == "student":
+            factors.append(case.K)
+        elif not (quantity == "sinkhorn" and spec.role == "teacher"):
+            continue
+        total += math.prod(factors)
+        terms.append("·".join(str(f) for f in factors))
+    if not total:
+        return 1, ""
+    return total, " + ".join(terms)
+
+
+def tolerance(case: Any, quantity: Quantity, world_size: int | None = None) -> Tolerance:
+    """``case.tolerance(quantity, world_size)``: the case's own ``tolerances`` entry, or the
+    rule of this module at ``world_size`` (default: the case's largest)::
+
+        center    max(2e-6, 2u·sqrt(n)) * max(1, rms)
         probs     max(1e-6 * max(1, rms / teacher_temp), OUTPUT_ROUNDING[teacher_dtype])
-        sinkhorn  1e-5 * max(1, bound / teacher_temp / 1000)
-        loss      1e-5 * max(1, rms / student_temp / 10)
+        sinkhorn  max(1e-5 * max(1, bound / teacher_temp / 1000), 2u·sqrt(n))
+        loss      max(1e-5 * max(1, rms / student_temp / 10), 2u·sqrt(n))
         grad      grad_bound() * max(1e-5 * max(1, rms / student_temp / 10),
                                      OUTPUT_ROUNDING[student_dtype])
 
-    with ``rms`` and ``bound`` the typical and the largest |logit| (``LogitsSpec``).
+    with ``rms`` and ``bound`` the typical and the largest |logit| (``LogitsSpec``) and n
+    from :func:`reduction_size`.
     """
     if quantity not in QUANTITIES:
         raise ValueError(f"quantity must be one of {QUANTITIES}, got {quantity!r}")
     if quantity in case.tolerances:
-        return case.tolerances[quantity]
+        value = case.tolerances[quantity]
+        return Tolerance(value, f"{_g(value)}, set by the case's tolerances.{quantity}")
+    world = world_size if world_size is not None else max(case.world_sizes)
     rms, bound = case.logits.rms, case.logits.bound
+    scale, scale_text = 1.0, ""
     if quantity == "center":
-        growth = max(1.0, rms)
+        growth, scale, scale_text = 1.0, max(1.0, rms), f" × max(1, rms {_g(rms)})"
     elif quantity == "probs":
         growth = max(1.0, rms / case.teacher_temp)
     elif quantity == "sinkhorn":
         growth = max(1.0, bound / case.teacher_temp / 1000.0)
     else:  # loss, grad: log_softmax(s / student_temp)
         growth = max(1.0, rms / case.student_temp / 10.0)
-    tol = FLOAT32_TOLERANCES[quantity] * growth
+    floor = FLOOR[quantity] * growth
+    n, terms = reduction_size(case, quantity, world)
+    reduced = LAMBDA * UNIT_ROUNDOFF * math.sqrt(n)
+    value = max(floor, reduced) * scale
+    rule = f"floor {_g(floor)}"
+    if terms:
+        made = "" if terms == str(n) else f"{terms} = "
+        rule = f"max(floor {_g(floor)}, 2u·√n = {_g(reduced)}; n = {made}{n:,} at ws{world})"
+    rule += scale_text
     if quantity in _OUTPUT_DTYPE:
-        tol = max(tol, OUTPUT_ROUNDING[getattr(case, _OUTPUT_DTYPE[quantity])])
+        dtype = getattr(case, _OUTPUT_DTYPE[quantity])
+        if OUTPUT_ROUNDING[dtype] > value:
+            value, rule = OUTPUT_ROUNDING[dtype], f"{dtype} output rounding {_g(OUTPUT_ROUNDING[dtype])}"
     if quantity == "grad":
-        tol *= case.grad_bound()
-    return tol
+        bound_ = case.grad_bound()
+        value, rule = value * bound_, f"({rule}) × grad bound {_g(bound_)}"
+    return Tolerance(value, f"{rule} = {_g(value)}")

@@ -38,6 +38,16 @@ def compare(
     rank: int | None = None,
     detail: str = "",
 ) -> Check:
+    """One verdict; a tolerance that carries its rule (``cases.tolerances.Tolerance``)
+    leaves it on the check."""
+    check = _compare(name, actual, expected, float(tolerance), comparison=comparison, rank=rank,
+                     detail=detail)
+    check.tolerance_rule = getattr(tolerance, "rule", "")
+    return check
+
+
+def _compare(name: str, actual: Any, expected: Any, tolerance: float, *, comparison: str,
+             rank: int | None, detail: str) -> Check:
     a, e = to_numpy(actual), to_numpy(expected)
     if a.shape != e.shape:
         return Check(

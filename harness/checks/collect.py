@@ -65,8 +65,9 @@ class Checks:
             return
         what = "actual value is None" if actual_missing else "expected a None value"
         self._by_key.setdefault((name, comparison), []).append(Check(
-            name=name, max_abs_err=float("inf"), max_rel_err=float("inf"), tolerance=tolerance,
-            passed=False, rank=rank, comparison=comparison, detail=f"{what}. {detail}".strip()))
+            name=name, max_abs_err=float("inf"), max_rel_err=float("inf"),
+            tolerance=float(tolerance), passed=False, rank=rank, comparison=comparison,
+            detail=f"{what}. {detail}".strip(), tolerance_rule=getattr(tolerance, "rule", "")))
 
     def expect(self, name: str, passed: bool, detail: str, *, rank: int | None = None,
                category: str = "semantics") -> None:

@@ -37,6 +37,10 @@ class Job:
         parent's, for the oracle: a rank asks for its :meth:`shard` only."""
         return _global_data(self.case, self.world_size)
 
+    def tolerance(self, quantity: str) -> float:
+        """The case's tolerance of ``quantity`` at this job's world size, with its rule."""
+        return self.case.tolerance(quantity, self.world_size)
+
     def shard(self, tensor: str, rank: int) -> np.ndarray:
         """This rank's rows of ``tensor`` (single mode: the whole batch), generated alone."""
         sizes, index = self.sizes(self.case.shard_sizes(tensor, self.world_size), rank)

@@ -186,7 +186,7 @@ def _diagnosis(job: Job, target: Target, parts: dict[str, Part], ranks: list[dic
     from ..checks.job import quantised  # torch
 
     case, world, data = job.case, job.world_size, job.data()
-    tol_loss, tol_grad = case.tolerance("loss"), case.tolerance("grad")
+    tol_loss, tol_grad = job.tolerance("loss"), job.tolerance("grad")
     # The teacher probs are the target's own Sinkhorn of each rank's rows: its mistakes
     # show in the loss too, alone or with a loss mistake.
     sinkhorn = case.teacher_norm == "sinkhorn"
@@ -236,7 +236,7 @@ def _verify(job: Job, target: Target, ranks: list[dict], single: dict,
             parts: dict[str, Part]) -> list[Any]:
     case, world = job.case, job.world_size
     checks = Checks()
-    tol_loss, tol_grad = case.tolerance("loss"), case.tolerance("grad")
+    tol_loss, tol_grad = job.tolerance("loss"), job.tolerance("grad")
     mean_loss = float(np.mean([r["loss"] for r in ranks]))
     checks.add("loss", "dist_vs_single", mean_loss, single["loss"], tol_loss,
                detail="mean over ranks of the local losses")

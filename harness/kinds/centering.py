@@ -95,7 +95,7 @@ def verify(job: Job, target: Target, ranks: list[dict], single: dict,
     used = oracle.centers_used(step_batches, case.momentum, target.semantics)
     final = oracle.centers_after_each_step(step_batches, case.momentum, target.semantics)[-1]
     expected_centers = [*used, final]
-    tol_p, tol_c = case.tolerance("probs"), case.tolerance("center")
+    tol_p, tol_c = job.tolerance("probs"), job.tolerance("center")
 
     for step in range(case.steps + 1):
         where = f"step {step}" if step < case.steps else "after the last apply"
@@ -122,7 +122,7 @@ def verify(job: Job, target: Target, ranks: list[dict], single: dict,
 def _diagnosis(job: Job, target: Target, teacher: Any, ranks: list[dict], single: dict,
                head: Head) -> Diagnosis:
     """Which known centering mistake gives every rank's centers (and the one process's)."""
-    case, tol = job.case, job.case.tolerance("center")
+    case, tol = job.case, job.tolerance("center")
     k = teacher.shape[-1]
 
     def batches(sizes: list[int]) -> list[list[list[Any]]]:

@@ -143,7 +143,7 @@ def _expected(job: Job) -> dict[str, Any]:
 def verify(job: Job, target: Target, ranks: list[dict], single: dict) -> list[Any]:
     case, world = job.case, job.world_size
     counts, checks = masked_counts(case, world), Checks()
-    tol_loss, tol_grad, tol_probs = (case.tolerance(q) for q in ("loss", "grad", "sinkhorn"))
+    tol_loss, tol_grad, tol_probs = (job.tolerance(q) for q in ("loss", "grad", "sinkhorn"))
     checks.add("loss", "dist_vs_single", float(np.mean([r["loss"] for r in ranks])),
                single["loss"], tol_loss, detail="mean over ranks of the local losses")
     for rank, out in enumerate(ranks):

@@ -33,7 +33,7 @@ def verify(job: Job, target: Target, ranks: list[dict], single: dict) -> list[An
 
     case = job.case
     checks = Checks()
-    tol = case.tolerance("sinkhorn")
+    tol = job.tolerance("sinkhorn")
     sizes = case.batch_sizes(job.world_size)
     for rank, out in enumerate(ranks):
         checks.add("sinkhorn", "dist_vs_single", out["q"], shard(single["q"], sizes, rank, 0), tol,
@@ -51,7 +51,7 @@ def _diagnosis(job: Job, logits: Any, ranks: list[dict], single: dict) -> Diagno
     case = job.case
     sizes = case.batch_sizes(job.world_size)
     shards = [shard(logits, sizes, rank, 0) for rank in range(len(sizes))]
-    observed = [(out["q"], case.tolerance("sinkhorn")) for out in [*ranks, single]]
+    observed = [(out["q"], job.tolerance("sinkhorn")) for out in [*ranks, single]]
 
     def predict(flaws: sharded.Flaws) -> list[Any]:
         temp, n = case.teacher_temp, case.n_iterations

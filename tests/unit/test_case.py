@@ -587,7 +587,9 @@ def test_tolerance_defaults_by_dtype_and_magnitude() -> None:
                            "teacher_dtype": "bfloat16", "student_dtype": "bfloat16"})
     assert f32.tolerance("center") == pytest.approx(2e-6)
     assert f32.tolerance("sinkhorn") == pytest.approx(1e-5)
-    assert f32.tolerance("loss") == pytest.approx(1e-5)
+    # the loss adds up 4 views x 32 samples (ws4) x K=128 elements: 2u·sqrt(16384) > 1e-5
+    assert f32.tolerance("loss") == pytest.approx(2 * 2.0**-24 * 128)
+    assert f32.tolerance("loss", 1) == pytest.approx(1e-5)  # 4 x 8 x 128: the floor
     assert f32.tolerance("probs") == pytest.approx(1e-6 / 0.04)
     assert bf16.tolerance("probs") == pytest.approx(2**-7)  # 2 x bf16's unit roundoff
     assert bf16.tolerance("center") == f32.tolerance("center")  # a bf16 center is a fault
@@ -617,6 +619,35 @@ def test_tolerances_separate_noise_from_planted_faults(catalogue: list[Case]) ->
             assert 5 * 7e-7 <= c.tolerance("loss") <= 9e-4 / 10, c.name
             # float32 grads: noise <= 1e-6 of the bound; bf16: <= 2.4e-3 of max |grad|
             assert c.tolerance("grad") >= 5 * 1e-6 * c.grad_bound(), c.name
+
+
+def test_tolerance_grows_with_what_the_reduction_adds_up() -> None:
+    """The rule of harness/cases/tolerances.py: max(floor, 2u·sqrt(n)), n the terms the
+    quantity's longest reduction adds up at that world size; each says how it was made."""
+    cls = case_from_table({"name": "cls-64", "kind": "cls", "K": 4096, "views_student": 10,
+                           "batch_per_rank": 8, "world_sizes": [2, 64]})
+    loss64 = cls.tolerance("loss", 64)
+    assert loss64 == pytest.approx(2 * 2.0**-24 * (10 * 512 * 4096) ** 0.5)
+    assert "n = 10·512·4096 = 20,971,520 at ws64" in loss64.rule
+    assert cls.tolerance("loss", 2) == pytest.approx(2 * 2.0**-24 * (10 * 16 * 4096) ** 0.5)
+    # nothing over the batch: the floor at every world size, and it says so
+    assert cls.tolerance("grad", 64) == cls.tolerance("grad", 2)
+    assert cls.tolerance("probs", 64).rule.startswith("floor")
+    center = case_from_table({"name": "centering-64", "kind": "centering", "K": 64,
+                              "batch_per_rank": 16, "steps": 20, "world_sizes": [64],
+                              "logits": {"prototype_offset": 1.0}})
+    rms = center.logits.rms  # the center's scale; one step's rows: 1 update x 2 views x 1024
+    assert center.tolerance("center") == pytest.approx(2 * 2.0**-24 * 2048**0.5 * rms)
+    sink = case_from_table({"name": "sinkhorn-64", "kind": "sinkhorn", "batch_per_rank": 4000,
+                            "world_sizes": [64]})
+    assert sink.tolerance("sinkhorn") == pytest.approx(2 * 2.0**-24 * 256000**0.5)
+    assert sink.tolerance("sinkhorn", 1) == pytest.approx(1e-5)
+    overridden = case_from_table({"name": "cls-o", "kind": "cls", "tolerances": {"loss": 3e-3}})
+    assert overridden.tolerance("loss") == 3e-3 and "set by the case" in overridden.tolerance("loss").rule
+    import pickle
+
+    again = pickle.loads(pickle.dumps(loss64))
+    assert again == loss64 and again.rule == loss64.rule
 
 
 @pytest.mark.parametrize("outlier_index", [0, 5, -1])
