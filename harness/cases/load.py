@@ -244,8 +244,21 @@ def _build(raw: dict[str, Any], defaults: dict[str, Any], source: str) -> Case:
 
 
 def _check_counts(case: Case) -> None:
-    """Every world size must give a usable global batch (unless an error is expected),
-    and the outlier index must exist at every world size."""
+    """Every world size must give a usable global batch (unless an error is expected), in
+    every process group, and the outlier index must exist at every world size."""
+    if case.group_size is not None:
+        for w in case.world_sizes:
+            if w % case.group_size:
+                raise Bad("group_size", f"expected a divisor of every world size, got "
+                          f"{case.group_size} with world size {w} (world_sizes "
+                          f"{list(case.world_sizes)})")
+            for tensor in case.tensor_names():
+                sizes = case.shard_sizes(tensor, w)
+                for first in range(0, w, case.group_size):
+                    if not sum(sizes[first:first + case.group_size]) and not case.expect_error:
+                        raise Bad(case._tensor(tensor).count_key, f"expected a non-empty batch in "
+                                  f"every process group, got none in ranks {first}.."
+                                  f"{first + case.group_size - 1} at world size {w}")
     for tensor in case.tensor_names():
         key = case._tensor(tensor).count_key
         for w in case.world_sizes:

@@ -113,6 +113,11 @@ class Case:
         "global batch")
     world_sizes: tuple[int, ...] = key((1, 2, 3, 4), keys.world_sizes,
                                        "world sizes the case runs at", common=True)
+    group_size: int | None = key(
+        None, v.v_int(1), "ranks per process group: the world splits into consecutive groups "
+        "of this many ranks (rank r in group r // group_size), each handed to the target as "
+        "its process group; the golden is the same computation per group. Every world size "
+        "must be a multiple of it", default_doc="none: one group, the whole world")
     backends: tuple[Backend, ...] = key(BACKENDS, keys.backends, "backends the case runs on",
                                         common=True)
     tolerances: dict[Quantity, float] = table(
@@ -144,6 +149,16 @@ class Case:
     def image_counts(self, world_size: int) -> list[int]:
         """Per-rank number of images (rows of the patch mask)."""
         return per_rank(self.images_per_rank, world_size)
+
+    def groups(self, world_size: int) -> list[range]:
+        """The ranks of each process group at ``world_size`` (one, the world, ungrouped)."""
+        size = self.group_size or world_size
+        return [range(first, first + size) for first in range(0, world_size, size)]
+
+    def group_totals(self, sizes_of: Any) -> list[int]:
+        """Every process group's total of ``sizes_of(world_size)`` at every world size."""
+        return [sum(sizes[r] for r in group) for w in self.world_sizes
+                for sizes in [sizes_of(w)] for group in self.groups(w)]
 
     def tensor_names(self) -> tuple[str, ...]:
         """The keys :meth:`global_data` returns for this kind."""

@@ -12,13 +12,16 @@ any style: the verifier passes the style's semantics into the prediction.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+
+import numpy as np
 
 from ..golden import mistakes
 from ..golden.mistakes import Mistake
+from ..golden.numerics import round_bf16
 from ..golden.sharded import CORRECT, Flaws
-from .closeness import compare
+from .closeness import compare, to_numpy
 
 NO_MATCH = "no known mistake matches these numbers"
 #: What a diagnosis says when correct code's own model reproduces the numbers: no mistake
@@ -55,6 +58,15 @@ class Diagnosis:
                          self.as_correct and other.as_correct)
 
 
+def modelled_world(job: Any, flaws: Flaws) -> tuple[Any, slice]:
+    """(the job whose ranks a model of ``flaws`` computes over, which of them to predict):
+    the job itself, or -- for a target whose collectives ignore the process group it is
+    handed -- the whole world, of which the group's ranks are picked."""
+    if flaws.process_group_used or getattr(job, "group", None) is None:
+        return job, slice(None)
+    return replace(job, group=None), slice(job.ranks.start, job.ranks.stop)
+
+
 def explain(quantity: str, observed: Observed, predict: Predict,
             upstream: Sequence[str] = ()) -> Diagnosis:
     """The mistakes of ``quantity`` whose predictions all match ``observed`` -- none when
@@ -79,16 +91,34 @@ def explain(quantity: str, observed: Observed, predict: Predict,
                 and not (correct and _matches(correct, predict, flaws)))
 
     singles = [*mistakes.of_quantity(quantity), *(m for q in upstream for m in mistakes.of_quantity(q))]
-    found = tuple(m for m in singles if any(shows(f, m.slack) for f in m.models))
+    found = tuple(m for m in singles if _on_its_grid(observed, m)
+                  and any(shows(f, m.slack) for f in m.models))
     if found or not upstream:
         return Diagnosis(found)
     for own in mistakes.of_quantity(quantity):
-        for other in (m for q in upstream for m in mistakes.of_quantity(q)):
+        if not _on_its_grid(observed, own):
+            continue
+        for other in (m for q in upstream for m in mistakes.of_quantity(q)
+                      if _on_its_grid(observed, m)):
             slack = max(own.slack, other.slack)
             if any(shows(_both(a, b), slack) and not shows(a, slack) and not shows(b, slack)
                    for a in own.models for b in other.models):
                 return Diagnosis((own, other))
     return Diagnosis()
+
+
+def on_grid(values: Any, dtype: str) -> bool:
+    """Whether every finite value is a number of ``dtype`` (only bfloat16 is asked)."""
+    array = np.asarray(to_numpy(values), dtype=np.float64)
+    finite = array[np.isfinite(array)]
+    return bool(np.array_equal(round_bf16(finite), finite)) if dtype == "bfloat16" else True
+
+
+def _on_its_grid(observed: Observed, mistake: Mistake) -> bool:
+    """A mistake that rounds to a dtype's grid (a bfloat16 center) makes only numbers of
+    that dtype: values off it rule the mistake out, however close they are."""
+    return not mistake.grid or all(on_grid(actual, mistake.grid)
+                                   for actual, _ in observed if actual is not None)
 
 
 def _both(a: Flaws, b: Flaws) -> Flaws:
@@ -104,6 +134,8 @@ def _matches(observed: Observed, predict: Predict, flaws: Flaws, slack: float = 
     if len(predicted) != len(observed):
         return False
     for (actual, tolerance), expected in zip(observed, predicted, strict=True):
+        if mistake.grid and actual is not None and not on_grid(actual, mistake.grid):
+            return False
         if actual is None or expected is None:
             if (actual is None) != (expected is None):
                 return False

@@ -8,6 +8,9 @@ description crosses the pipe, never the data. A rank builds its own rows only
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -23,28 +26,81 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 @dataclass(frozen=True)
 class Job:
+    """One run of a case: ``world_size`` ranks on their shards ("dist"), or one rank on the
+    whole batch ("single"). A case with ``group_size`` splits the world into process groups,
+    each its own world for the golden: ``group`` j scopes a job to the ranks of group j (the
+    single run of that group's batch, and the verifier's view of that group's ranks)."""
+
     case: Case
     world_size: int
     target: TargetSpec
-    #: "dist": this rank's shard; "single": the whole global batch on one rank.
+    #: "dist": this rank's shard; "single": the whole batch of the scope on one rank.
     mode: Literal["dist", "single"] = "dist"
+    group: int | None = None
 
     def target_api(self) -> Target:
         return load_target(self.target.impl, self.target.api, self.target.adapter)
 
+    # -- the scope: the whole world, or one process group ---------------------------------
+    @property
+    def ranks(self) -> range:
+        """The world ranks this job is about."""
+        if self.group is None:
+            return range(self.world_size)
+        size = self.case.group_size
+        return range(self.group * size, (self.group + 1) * size)
+
+    @property
+    def size(self) -> int:
+        """The world size the loss sees: the scope's ranks (a group's, when grouped)."""
+        return len(self.ranks)
+
+    def groups(self) -> list[Job]:
+        """One view per process group (``[self]`` when the case has none)."""
+        if self.case.group_size is None:
+            return [self]
+        return [Job(self.case, self.world_size, self.target, self.mode, group=j)
+                for j in range(self.world_size // self.case.group_size)]
+
+    def counts(self, tensor: str) -> list[int]:
+        """Per-rank rows of ``tensor`` over the scope's ranks."""
+        sizes = self.case.shard_sizes(tensor, self.world_size)
+        return [sizes[r] for r in self.ranks]
+
+    def world_counts(self, tensor: str, rank: int) -> list[int]:
+        """Per-rank rows of ``tensor`` over the world rank ``rank`` computes in: its
+        process group's ranks on a grouped dist run, else the scope's."""
+        group = self.case.group_size
+        if self.mode == "single" or group is None:
+            return self.counts(tensor)
+        sizes = self.case.shard_sizes(tensor, self.world_size)
+        return sizes[rank - rank % group:rank - rank % group + group]
+
+    def _scope_rows(self, tensor: str) -> range:
+        sizes = self.case.shard_sizes(tensor, self.world_size)
+        start = sum(sizes[:self.ranks.start])
+        return range(start, start + sum(sizes[r] for r in self.ranks))
+
+    # -- data ----------------------------------------------------------------------------
     def data(self) -> dict[str, np.ndarray]:
-        """The global batch (read-only: every tensor handed to a target is a copy). The
-        parent's, for the oracle: a rank asks for its :meth:`shard` only."""
-        return _global_data(self.case, self.world_size)
+        """The scope's global batch (read-only: every tensor handed to a target is a copy).
+        The parent's, for the oracle: a rank asks for its :meth:`shard` only."""
+        if self.group is None:
+            return _global_data(self.case, self.world_size)
+        return {name: _rows(self.case, self.world_size, name, self._scope_rows(name))
+                for name in self.case.tensor_names()}
 
     def tolerance(self, quantity: str) -> float:
         """The case's tolerance of ``quantity`` at this job's world size, with its rule."""
         return self.case.tolerance(quantity, self.world_size)
 
     def shard(self, tensor: str, rank: int) -> np.ndarray:
-        """This rank's rows of ``tensor`` (single mode: the whole batch), generated alone."""
-        sizes, index = self.sizes(self.case.shard_sizes(tensor, self.world_size), rank)
-        return _rows(self.case, self.world_size, tensor, shard_range(sizes, index))
+        """This rank's rows of ``tensor`` (single mode: the scope's whole batch), generated
+        alone."""
+        if self.mode == "single":
+            return _rows(self.case, self.world_size, tensor, self._scope_rows(tensor))
+        sizes = self.case.shard_sizes(tensor, self.world_size)
+        return _rows(self.case, self.world_size, tensor, shard_range(sizes, rank))
 
     def sizes(self, counts: list[int], rank: int) -> tuple[list[int], int]:
         """Shard sizes and the index of this rank's shard (single mode: one shard of all)."""
@@ -104,3 +160,34 @@ def to_host(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
         return value.detach().to("cpu", torch.float64).numpy()
     return value
+
+
+# ------------------------------------------------------------------ the rank's process group
+_GROUP: ContextVar[Any] = ContextVar("dino_harness_process_group", default=None)
+
+
+@contextmanager
+def process_groups(job: Job) -> Iterator[None]:
+    """On every rank of a grouped dist run: split the world into the case's process groups
+    (every rank takes part in making every group), hand this rank's to the target through
+    :func:`group_kwargs`, and destroy it after the case (a warm pool runs many cases)."""
+    if job.mode != "dist" or job.case.group_size is None or job.world_size == 1:
+        yield
+        return
+    import torch.distributed as dist
+
+    mine, _ = dist.new_subgroups(job.case.group_size)
+    token = _GROUP.set(mine)
+    try:
+        yield
+    finally:
+        _GROUP.reset(token)
+        dist.destroy_process_group(mine)
+
+
+def group_kwargs() -> dict[str, Any]:
+    """``{"process_group": pg}`` for the constructors and calls of a grouped case's target
+    (the seed API's keyword), ``{}`` otherwise: an ungrouped target is called as before."""
+    group = _GROUP.get()
+    return {} if group is None else {"process_group": group}
+

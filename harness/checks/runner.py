@@ -10,6 +10,7 @@ from __future__ import annotations
 import shlex
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 from ..cases import Case
@@ -20,6 +21,7 @@ from ..runtime import RankFailure
 from ..runtime.executor import Executor
 from ..styles import CONTRACTS, required_contract
 from ..targets import Target
+from .closeness import worst_of
 from .job import Job
 
 #: What every rank runs: the case's kind program (harness.kinds registers the kinds and
@@ -44,24 +46,53 @@ def run_case(case: Case, backend: str, world_size: int, executor: Executor, targ
 
     deadline = timeout_s if timeout_s is not None else case.deadline_s
     dist_job = Job(case, world_size, target.spec, "dist")
+    scopes = dist_job.groups()  # the world, or each process group: a golden of its own
     try:
         ranks = executor.run(backend, world_size, PROGRAM, dist_job, deadline)
-        single = executor.run(backend, 1, PROGRAM, Job(case, world_size, target.spec, "single"),
-                              deadline)[0]
+        singles = [executor.run(backend, 1, PROGRAM, replace(scope, mode="single"), deadline)[0]
+                   for scope in scopes]
     except RankFailure as failure:
         return result(**rank_failure_fields(failure))
+    checks: list[Any] = []
+    diagnosis = None
     try:
-        if case.expect_error:
-            checks = _expected_error(case, ranks, single)
-        else:
-            checks = kinds.get(case.kind).verify(dist_job, target, ranks, single)
+        for scope, single in zip(scopes, singles, strict=True):
+            mine = [ranks[r] for r in scope.ranks]
+            if case.expect_error:
+                verdicts = _expected_error(case, mine, single)
+            else:
+                verdicts = kinds.get(case.kind).verify(scope, target, mine, single)
+            checks += _in_world(verdicts, scope)
+            found = getattr(verdicts, "diagnosis", None)  # a kind with models of its numbers
+            if found is not None:
+                diagnosis = found if diagnosis is None else diagnosis + found
     except Exception as exc:  # noqa: BLE001 - a target's odd output must not stop the run
         return result(**verify_failure_fields(exc, "verifying the outputs failed"))
+    checks = _worst_per_quantity(checks)
     passed = all(check.passed for check in checks)
-    diagnosis = getattr(checks, "diagnosis", None)  # a kind with models of its numbers
     extra = {} if passed or diagnosis is None else \
         {"diagnosis": diagnosis.text, "mistakes": diagnosis.names}
-    return result(status="pass" if passed else "fail", checks=list(checks), extra=extra)
+    return result(status="pass" if passed else "fail", checks=checks, extra=extra)
+
+
+def _worst_per_quantity(checks: list[Any]) -> list[Any]:
+    """One check per (quantity, comparison) over every process group: the worst."""
+    by: dict[tuple[str, str], list[Any]] = {}
+    for check in checks:
+        by.setdefault((check.name, check.comparison), []).append(check)
+    return [worst_of(name, group) for (name, _), group in by.items()]
+
+
+def _in_world(checks: list[Any], scope: Job) -> list[Any]:
+    """A process group's checks with world ranks, and the group named in their detail."""
+    if scope.group is None:
+        return list(checks)
+    for check in checks:
+        if check.rank is not None:
+            check.rank = scope.ranks[check.rank]
+        where = f"process group {scope.group} (ranks {scope.ranks.start}..{scope.ranks.stop - 1})"
+        check.detail = f"{where}. {check.detail}".strip() if check.detail else where
+    return list(checks)
 
 
 def repro(case: Case, backend: str, world_size: int, target: Target,
@@ -94,7 +125,20 @@ def skip_reason(case: Case, target: Target) -> str | None:
         return f"the {style} style's CLS loss always takes {views} teacher views"
     if kind.calls_missing and (missing := kind.calls_missing(case, target.api)):
         return f"the {style} style cannot make: {', '.join(missing)}"
+    calls = (*kind.needs, *(("sinkhorn_knopp",) if "n_iterations" in kind.keys
+                            and getattr(case, "teacher_norm", "") == "sinkhorn" else ()))
+    if case.group_size is not None and (deaf := _no_process_group(calls, target.api)):
+        return (f"group_size needs a target that takes a process group: the {style} style's "
+                f"{', '.join(deaf)} take(s) no process_group argument")
     return None
+
+
+def _no_process_group(needs: tuple[str, ...], api: Any) -> list[str]:
+    """The names a grouped case calls that cannot be handed a ``process_group``."""
+    from ..styles import parameters
+
+    return [name for name in dict.fromkeys(needs)
+            if "process_group" not in parameters(getattr(api, name))]
 
 
 def _expected_error(case: Case, ranks: list[dict], single: dict) -> list[Any]:

@@ -23,6 +23,9 @@ class Fault(NamedTuple):
     # How the fault shows: "check" a failing check; "hang" / "crash" the rank failure it is
     # designed to cause. Any other outcome (the fault raising, say) does not count as caught.
     caught_by: str = "check"
+    #: The catalogue family whose cases catch it: "scale" faults are right at 1-4 ranks
+    #: (selfcheck --family scale runs them on cases/scale/ at its world sizes).
+    family: str = "correctness"
 
 
 FAULTS: dict[str, Fault] = {
@@ -126,6 +129,25 @@ FAULTS: dict[str, Fault] = {
         "The KoLeo loss is the mean over the rank's own samples, not scaled to the global batch.",
         ("koleo",),
         Variant(koleo_normalisation="local_batch"),
+    ),
+    # -- scale-only: right at 1-4 ranks on the correctness catalogue, wrong in the scale family
+    "center_count_float16": Fault(
+        "The center's all-reduced row count is held in float16: exact up to 2048 rows.",
+        ("centering",), Variant(center_count_dtype="float16"), family="scale",
+    ),
+    "loss_count_float16": Fault(
+        "The loss's all-reduced global count is held in float16: exact up to 2048, inf above 65504.",
+        ("cls", "ibot", "dinov2", "ibot_masked"), Variant(loss_count_dtype="float16"),
+        family="scale",
+    ),
+    "world_size_of_one_node": Fault(
+        "The loss is scaled by the ranks of one 8-GPU node (LOCAL_WORLD_SIZE), not the world size.",
+        ("cls", "ibot", "dinov2", "ibot_masked"), Variant(world_size_cap=8), family="scale",
+    ),
+    "collectives_over_world": Fault(
+        "Every collective spans the whole world, ignoring the process group it is handed.",
+        ("centering", "sinkhorn", "cls", "ibot", "dinov2"), Variant(process_group_used=False),
+        family="scale",
     ),
 }
 

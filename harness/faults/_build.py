@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 from typing import Any
 
 from .. import losses as reference
@@ -31,6 +32,9 @@ def seed_api(variant: Variant = REFERENCE, *,
                                         process_group=cls.process_group)
             self.ibot_patch_loss = iBOTPatchLoss(patch.student_temp,
                                                  process_group=patch.process_group)
+
+    # The reference's parameters, as a style reads them (a grouped case asks for process_group).
+    DINOv2Loss.__init__.__signature__ = inspect.signature(reference.DINOv2Loss.__init__)
 
     class iBOTMaskedPatchLoss(reference.iBOTMaskedPatchLoss):  # noqa: N801 - the kinds' name
         pass

@@ -24,7 +24,7 @@ QUANTITIES = ("center", "sinkhorn", "loss", "koleo")
 class Mistake(NamedTuple):
     name: str
     description: str
-    quantity: str  # what it changes: one of QUANTITIES
+    quantity: str | tuple[str, ...]  # what it changes: one of QUANTITIES, or several
     switch: tuple[str, Any]  # the (Flaws field, value) that models it
     slack: float = 0.0
     """The model's own resolution, where the mistake rounds (a bf16 center lands on either
@@ -32,6 +32,14 @@ class Mistake(NamedTuple):
     also: tuple[tuple[str, Any], ...] = ()
     """Other switches that model the same mistake done another way (a per-sample shift of
     the raw logits rather than after a per-prototype shift): its numbers in other code."""
+    grid: str | None = None
+    """A dtype every value the mistake produces lies on (a center kept in bfloat16 is a
+    bfloat16 number): values off that grid rule it out, however close they are (a float16
+    row count is off by at most 2^-11, well inside a bfloat16 step)."""
+
+    @property
+    def quantities(self) -> tuple[str, ...]:
+        return self.quantity if isinstance(self.quantity, tuple) else (self.quantity,)
 
     @property
     def flaws(self) -> Flaws:
@@ -59,7 +67,8 @@ MISTAKES: tuple[Mistake, ...] = (
     Mistake("ema_weights_swapped", "the EMA weights are swapped: (1 - m) * center + m * batch",
             "center", ("center_ema", "swapped")),
     Mistake("center_bf16", "the center is kept in bfloat16", "center",
-            ("center_dtype", "bfloat16"), slack=BF16_STEP, also=(("center_dtype", "bfloat16_ops"),)),
+            ("center_dtype", "bfloat16"), slack=BF16_STEP, also=(("center_dtype", "bfloat16_ops"),),
+            grid="bfloat16"),
     Mistake("updates_overwrite", "a second update_center before apply drops the first "
             "batch", "center", ("updates_accumulate", False)),
     Mistake("sinkhorn_rows_not_reduced", "Sinkhorn's prototype (row) sums are not all-reduced",
@@ -79,6 +88,17 @@ MISTAKES: tuple[Mistake, ...] = (
     Mistake("loss_local_batch", "the CLS loss is normalised by the local batch, not scaled to "
             "the global one (wrong on uneven shards)", "loss",
             ("cls_normalisation", "local_batch")),
+    Mistake("center_count_float16", "the center's all-reduced row count is held in float16 "
+            "(exact up to 2048 rows, rounded above)", "center",
+            ("center_count_dtype", "float16")),
+    Mistake("loss_count_float16", "the loss's all-reduced global count is held in float16 "
+            "(exact up to 2048, rounded above, inf above 65504)", "loss",
+            ("loss_count_dtype", "float16")),
+    Mistake("world_size_of_one_node", "the loss is scaled by the ranks of one 8-GPU node "
+            "(LOCAL_WORLD_SIZE) instead of the world size", "loss", ("world_size_cap", 8)),
+    Mistake("collectives_over_world", "the collectives span the whole world instead of the "
+            "process group the target was handed", ("center", "sinkhorn", "loss"),
+            ("process_group_used", False)),
     Mistake("ibot_per_rank_mean", "the iBOT loss is the mean over this rank's masked patches "
             "(wrong on uneven counts, 0/0 on a rank with none)", "loss",
             ("ibot_normalisation", "local_mean")),
@@ -105,7 +125,7 @@ def of_quantity(quantity: str) -> tuple[Mistake, ...]:
     """The mistakes that change ``quantity``, in catalogue order."""
     if quantity not in QUANTITIES:
         raise ValueError(f"quantity must be one of {QUANTITIES}, got {quantity!r}")
-    return tuple(m for m in MISTAKES if m.quantity == quantity)
+    return tuple(m for m in MISTAKES if quantity in m.quantities)
 
 
 def with_switch(field: str, value: Any) -> Mistake | None:

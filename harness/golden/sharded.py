@@ -50,9 +50,24 @@ class Flaws(NamedTuple):
     koleo_gather_autograd: bool = True
     koleo_self_offset: Literal["global_offset", "rank_times_local"] = "global_offset"
     koleo_normalisation: Literal["global_batch", "local_batch"] = "global_batch"
+    center_count_dtype: Literal["float32", "float16"] = "float32"
+    loss_count_dtype: Literal["float64", "float16"] = "float64"
+    world_size_cap: int | None = None
+    #: False: the collectives span the whole world, not the process group handed over
+    #: (the kinds model it by predicting the group's ranks from the whole world's shards).
+    process_group_used: bool = True
 
 
 CORRECT = Flaws()
+
+
+def held(count: float, dtype: str) -> float:
+    """A count as a variable of ``dtype`` holds it (float16: exact to 2048, inf > 65504)."""
+    if dtype == "float16":
+        with np.errstate(over="ignore"):
+            return float(np.float16(count))
+    return float(count)
+
 
 # ------------------------------------------------------------------------------ centering
 
@@ -98,7 +113,8 @@ def _packed(rows: F64, flaws: Flaws) -> F64:
 def _apply(center: F64 | None, total: F64, local_rows: int, world: int, momentum: float,
            flaws: Flaws) -> F64 | None:
     divisor = {"local_rows": float(local_rows),
-               "local_times_world": float(local_rows * world)}.get(flaws.center_divisor, total[-1])
+               "local_times_world": float(local_rows * world)}.get(
+        flaws.center_divisor, held(total[-1], flaws.center_count_dtype))
     with np.errstate(divide="ignore", invalid="ignore"):
         if flaws.center_divisor == "local_times_world":  # the styles divide unguarded
             batch = total[:-1] / divisor
@@ -186,9 +202,9 @@ def cls_local(students: Sequence[F64], teachers: Sequence[F64], temp: float,
     the one-process loss. ``reduction="sum_all_pairs"`` is the DINOv2 style's own loss
     (every pair, summed, each a mean over the local samples).
     """
-    world = len(students)
+    world = _capped(len(students), flaws)
     every_pair = reduction == "sum_all_pairs" or flaws.cls_pairs == "all"
-    global_b = sum(s.shape[1] for s in students)
+    global_b = held(sum(s.shape[1] for s in students), flaws.loss_count_dtype)
     out = []
     for s, t in zip(students, teachers, strict=True):
         n_s, b, _ = s.shape
@@ -215,8 +231,8 @@ def ibot_local(students: Sequence[F64], teachers: Sequence[F64], temp: float,
     Correct: ``W * sum(local CE) / global M`` (0 everywhere when no rank has a patch);
     ``ibot_normalisation="local_mean"``: the local mean (NaN, 0/0, on a rank with none).
     """
-    world = len(students)
-    global_m = sum(s.shape[0] for s in students)
+    world = _capped(len(students), flaws)
+    global_m = held(sum(s.shape[0] for s in students), flaws.loss_count_dtype)
     out = []
     for s, t in zip(students, teachers, strict=True):
         m = s.shape[0]
@@ -241,8 +257,8 @@ def ibot_masked_local(students: Sequence[F64], teachers: Sequence[F64], masks: S
     ``ibot_masked_normalisation="local_images"``: divided by the rank's own image count
     (DINOv2's ``forward_masked``; NaN, 0/0, on a rank with none).
     """
-    world = len(students)
-    global_images = sum(m.shape[0] for m in masks)
+    world = _capped(len(students), flaws)
+    global_images = held(sum(m.shape[0] for m in masks), flaws.loss_count_dtype)
     out = []
     for s, t, mask in zip(students, teachers, masks, strict=True):
         per_image = 1.0 / np.maximum(1, mask.sum(axis=1))
@@ -324,3 +340,8 @@ def koleo_local(shards: Sequence[F64], topk: int = 1, group_size: int | None = N
     grads = to_features(x, grad_hat, eps)
     starts = np.cumsum([0, *sizes[:-1]])
     return [(loss, grads[start:start + n]) for loss, start, n in zip(losses, starts, sizes, strict=True)]
+
+
+def _capped(world: int, flaws: Flaws) -> int:
+    """The world size a loss is scaled by (capped: the ranks of one node)."""
+    return world if flaws.world_size_cap is None else min(world, flaws.world_size_cap)

@@ -40,13 +40,16 @@ def refresh() -> None:
 def run(ctx: Any, job: Any) -> dict[str, Any]:
     """The SPMD entry point every rank runs for a case (``checks.runner.PROGRAM``): the
     case's kind program; an expected exception is a result, not a failure."""
+    from ..checks.job import process_groups  # torch: on the ranks only
+
     program = registry.get(job.case.kind).rank_program
-    if not job.case.expect_error:
-        return program(ctx, job)
-    try:
-        program(ctx, job)
-    except Exception as exc:  # noqa: BLE001 - the case names what it expects
-        return {"raised": type(exc).__name__, "message": str(exc)}
+    with process_groups(job):
+        if not job.case.expect_error:
+            return program(ctx, job)
+        try:
+            program(ctx, job)
+        except Exception as exc:  # noqa: BLE001 - the case names what it expects
+            return {"raised": type(exc).__name__, "message": str(exc)}
     return {"raised": None, "message": "returned normally"}
 
 

@@ -20,7 +20,7 @@ from ..cases.schema import KEYS
 from ..cases.validate import Bad, got
 from ..checks import oracle
 from ..checks.collect import Checks
-from ..checks.diagnose import Diagnosis, explain
+from ..checks.diagnose import Diagnosis, explain, modelled_world
 from ..golden import sharded
 
 if TYPE_CHECKING:
@@ -58,13 +58,13 @@ class Part:
 def cls_bound(case: Any) -> Iterable[float]:
     """``T / (student_temp * pairs * B)``, B the smallest non-zero global count."""
     if case.n_pairs:
-        b = min((n for w in case.world_sizes if (n := sum(case.batch_sizes(w)))), default=1)
+        b = min((n for n in case.group_totals(case.batch_sizes) if n), default=1)
         yield case.views_teacher / (case.student_temp * case.n_pairs * b)
 
 
 def patch_bound(case: Any) -> Iterable[float]:
     """``1 / (student_temp * M)``, M the smallest non-zero global count."""
-    m = min((n for w in case.world_sizes if (n := sum(case.masked_counts(w)))), default=1)
+    m = min((n for n in case.group_totals(case.masked_counts) if n), default=1)
     yield 1.0 / (case.student_temp * m)
 
 
@@ -80,10 +80,11 @@ def _softmax_rule(values: dict[str, Any], explicit: dict[str, Any]) -> None:
 def loss_kind(name: str, order: int, parts: dict[str, Part], needs: str,
               make_loss: Callable[[Any, Any], Any],
               bounds: dict[str, Callable[[Any], Iterable[float]]]) -> Kind:
-    """A loss kind: ``make_loss(api, case)`` builds the loss module; its forward takes
-    (student, teacher probs) of every part in order."""
+    """A loss kind: ``make_loss(api, case, **group_kwargs)`` builds the loss module (on a
+    grouped case's ranks, with its ``process_group``); its forward takes (student, teacher
+    probs) of every part in order."""
     tensors = {**(CLS_TENSORS if "cls" in parts else {}), **(PATCH_TENSORS if "patch" in parts else {})}
-    keys = STUDENT_KEYS | SINKHORN_KEYS | {"teacher_norm"}
+    keys = STUDENT_KEYS | SINKHORN_KEYS | {"teacher_norm", "group_size"}
     keys |= (CLS_KEYS if "cls" in parts else frozenset()) | (PATCH_KEYS if "patch" in parts else frozenset())
     keys |= {p.weight_key for p in parts.values() if p.weight_key}
 
@@ -113,10 +114,10 @@ def _leaf(job: Job, api: Any, rank: int, device: Any, part: Part) -> tuple[Any, 
     """(student logits requiring grad, teacher probs) of this rank's shard of one input."""
     import torch
 
-    from ..checks.job import num_samples_arg, to_torch
+    from ..checks.job import group_kwargs, num_samples_arg, to_torch
 
     case = job.case
-    sizes = case.shard_sizes(part.student, job.world_size)
+    sizes = job.world_counts(part.student, rank)
     axis = case.sample_axis(part.student)
     student = to_torch(job.shard(part.student, rank), case.student_dtype, device)
     teacher = to_torch(job.shard(part.teacher, rank), case.teacher_dtype, device)
@@ -127,18 +128,19 @@ def _leaf(job: Job, api: Any, rank: int, device: Any, part: Part) -> tuple[Any, 
         views = teacher.shape[0] if axis == 1 else 1  # [T, B, K] CLS or [M, K] patches
         global_rows = sum(sizes) * views
         num_samples = num_samples_arg(case.num_samples, rows.shape[0], global_rows, device)
-        probs = api.sinkhorn_knopp(rows, case.teacher_temp, num_samples,
-                                   case.n_iterations).reshape(teacher.shape)
+        probs = api.sinkhorn_knopp(rows, case.teacher_temp, num_samples, case.n_iterations,
+                                   **group_kwargs()).reshape(teacher.shape)
     return student.requires_grad_(True), probs
 
 
 def _rank_program(ctx: RankContext, job: Job, parts: dict[str, Part],
                   make_loss: Callable[[Any, Any], Any]) -> dict[str, Any]:
-    from ..checks.job import to_host  # torch: on the ranks only
+    from ..checks.job import group_kwargs, to_host  # torch: on the ranks only
 
     case, api = job.case, job.target_api().api
     inputs = {name: _leaf(job, api, ctx.rank, ctx.device, part) for name, part in parts.items()}
-    loss = make_loss(api, case)(*[tensor for name in parts for tensor in inputs[name]])
+    loss = make_loss(api, case, **group_kwargs())(
+        *[tensor for name in parts for tensor in inputs[name]])
     loss.backward()
     return {"loss": float(loss.detach().float().item()),
             "grads": {name: to_host(inputs[name][0].grad) if inputs[name][0].grad is not None
@@ -185,23 +187,24 @@ def _diagnosis(job: Job, target: Target, parts: dict[str, Part], ranks: list[dic
     process's): the models run on the same shards, in the target's own CLS reduction."""
     from ..checks.job import quantised  # torch
 
-    case, world, data = job.case, job.world_size, job.data()
+    case, world = job.case, job.size
     tol_loss, tol_grad = job.tolerance("loss"), job.tolerance("grad")
     # The teacher probs are the target's own Sinkhorn of each rank's rows: its mistakes
     # show in the loss too, alone or with a loss mistake.
     sinkhorn = case.teacher_norm == "sinkhorn"
 
-    def local(flaws: sharded.Flaws, whole: bool) -> list[tuple[float, dict[str, np.ndarray]]]:
+    def local(flaws: sharded.Flaws, whole: bool, scope: Job = job,
+              inputs: dict[str, tuple[np.ndarray, np.ndarray]] = arrays
+              ) -> list[tuple[float, dict[str, np.ndarray]]]:
         out: list[tuple[float, dict[str, np.ndarray]]] = []
         for name, part in parts.items():
-            sizes = [case.global_count(part.student, world)] if whole else \
-                case.shard_sizes(part.student, world)
+            sizes = [sum(scope.counts(part.student))] if whole else scope.counts(part.student)
             axis = case.sample_axis(part.student)
             student, teacher = ([shard(a, sizes, r, axis) for r in range(len(sizes))]
-                                for a in arrays[name])
+                                for a in inputs[name])
             if sinkhorn and flaws != sharded.CORRECT:  # each rank's own (flawed) Sinkhorn
                 logits = [shard(a, sizes, r, axis) for r in range(len(sizes))
-                          for a in [quantised(data[part.teacher], case.teacher_dtype)]]
+                          for a in [quantised(scope.data()[part.teacher], case.teacher_dtype)]]
                 rows = sharded.sinkhorn([x.reshape(-1, x.shape[-1]) for x in logits],
                                         case.teacher_temp, case.n_iterations, flaws)
                 teacher = [q.reshape(x.shape) for q, x in zip(rows, logits, strict=True)]
@@ -226,7 +229,9 @@ def _diagnosis(job: Job, target: Target, parts: dict[str, Part], ranks: list[dic
                                       strict=True)]
 
     def predict(flaws: sharded.Flaws) -> list[Any]:
-        rows = [*((r, world) for r in local(flaws, False)), (local(flaws, True)[0], 1)]
+        scope, pick = modelled_world(job, flaws)
+        dist = local(flaws, False, scope, arrays if scope is job else _inputs(scope, parts))[pick]
+        rows = [*((r, world) for r in dist), (local(flaws, True)[0], 1)]
         return [value for (loss, grads), scale in rows for value in flat(loss, grads, scale)]
 
     return explain("loss", observed, predict, upstream=("sinkhorn",) if sinkhorn else ())
@@ -234,14 +239,14 @@ def _diagnosis(job: Job, target: Target, parts: dict[str, Part], ranks: list[dic
 
 def _verify(job: Job, target: Target, ranks: list[dict], single: dict,
             parts: dict[str, Part]) -> list[Any]:
-    case, world = job.case, job.world_size
+    case, world = job.case, job.size
     checks = Checks()
     tol_loss, tol_grad = job.tolerance("loss"), job.tolerance("grad")
     mean_loss = float(np.mean([r["loss"] for r in ranks]))
     checks.add("loss", "dist_vs_single", mean_loss, single["loss"], tol_loss,
                detail="mean over ranks of the local losses")
     for name, part in parts.items():
-        sizes = case.shard_sizes(part.student, world)
+        sizes = job.counts(part.student)
         axis = case.sample_axis(part.student)
         for rank, out in enumerate(ranks):
             checks.add(f"grad_{name}", "dist_vs_single", out["grads"][name] / world,

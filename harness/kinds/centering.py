@@ -16,7 +16,7 @@ from ..cases.kind import Kind, Tensor
 from ..cases.validate import Bad, got
 from ..checks import oracle
 from ..checks.collect import Checks
-from ..checks.diagnose import Diagnosis, explain
+from ..checks.diagnose import Diagnosis, explain, modelled_world
 from ..golden import sharded
 
 if TYPE_CHECKING:
@@ -35,10 +35,12 @@ class Head:
     loss: str
 
     def build(self, api: Any, case: Any) -> Any:
+        from ..checks.job import group_kwargs  # torch: on the ranks only
+
         if self.loss == "DINOv1Loss":
             return api.DINOv1Loss(temperature_student=case.student_temp,
-                                  center_momentum=case.momentum)
-        return getattr(api, self.loss)(center_momentum=case.momentum)
+                                  center_momentum=case.momentum, **group_kwargs())
+        return getattr(api, self.loss)(center_momentum=case.momentum, **group_kwargs())
 
 
 CLS_HEAD = Head("DINOv1Loss")
@@ -88,7 +90,7 @@ def verify(job: Job, target: Target, ranks: list[dict], single: dict,
 
     case = job.case
     checks = Checks()
-    sizes = case.shard_sizes("teacher", job.world_size)
+    sizes = job.counts("teacher")
     teacher = quantised(job.data()["teacher"], case.teacher_dtype)
     k = teacher.shape[-1]
     step_batches = [teacher[step].reshape(-1, k) for step in range(case.steps)]
@@ -122,22 +124,26 @@ def verify(job: Job, target: Target, ranks: list[dict], single: dict,
 def _diagnosis(job: Job, target: Target, teacher: Any, ranks: list[dict], single: dict,
                head: Head) -> Diagnosis:
     """Which known centering mistake gives every rank's centers (and the one process's)."""
+    from ..checks.job import quantised  # torch
+
     case, tol = job.case, job.tolerance("center")
     k = teacher.shape[-1]
 
-    def batches(sizes: list[int]) -> list[list[list[Any]]]:
-        return [[[shard(teacher[step, u], sizes, rank, BATCH_AXIS).reshape(-1, k)
+    def batches(rows: Any, sizes: list[int]) -> list[list[list[Any]]]:
+        return [[[shard(rows[step, u], sizes, rank, BATCH_AXIS).reshape(-1, k)
                   for u in range(case.updates_per_apply)] for step in range(case.steps)]
                 for rank in range(len(sizes))]
 
-    dist = batches(case.shard_sizes("teacher", job.world_size))
-    whole = batches([teacher.shape[BATCH_AXIS]])
+    whole = batches(teacher, [teacher.shape[BATCH_AXIS]])
     init = target.semantics.center_init
     observed = [(c, tol) for out in [*ranks, single] for c in out["centers"]]
 
     def predict(flaws: sharded.Flaws) -> list[Any]:
-        per_rank = [*sharded.centers(dist, case.momentum, flaws, center_init=init),
-                    sharded.centers(whole, case.momentum, flaws, center_init=init)[0]]
+        world, pick = modelled_world(job, flaws)
+        rows = teacher if world is job else quantised(world.data()["teacher"], case.teacher_dtype)
+        dist = sharded.centers(batches(rows, world.counts("teacher")), case.momentum, flaws,
+                               center_init=init)[pick]
+        per_rank = [*dist, sharded.centers(whole, case.momentum, flaws, center_init=init)[0]]
         return [c for rank in per_rank for c in rank]
 
     return explain("center", observed, predict)
@@ -147,6 +153,7 @@ KIND = Kind(
     name="centering",
     order=0,
     keys=frozenset({"views_teacher", "batch_per_rank", "momentum", "steps", "updates_per_apply",
+                    "group_size",
                     "teacher_2d"}),
     tensors={"teacher": Tensor(1, "batch", "teacher", _lead)},
     needs=("DINOv1Loss",),

@@ -6,6 +6,6 @@ from ._losses import Part, cls_bound, loss_kind
 
 KIND = loss_kind(
     "cls", 2, {"cls": Part("student", "teacher_logits")}, "DINOv1Loss",
-    lambda api, case: api.DINOv1Loss(temperature_student=case.student_temp),
+    lambda api, case, **group: api.DINOv1Loss(temperature_student=case.student_temp, **group),
     {"cls": cls_bound},
 )

@@ -9,9 +9,9 @@ KIND = loss_kind(
     {"cls": Part("student", "teacher_logits", "dino_weight"),
      "patch": Part("student_patch", "teacher_patch_logits", "ibot_weight")},
     "DINOv2Loss",
-    lambda api, case: api.DINOv2Loss(dino_loss_weight=case.dino_weight,
-                                     ibot_loss_weight=case.ibot_weight,
-                                     temperature_student=case.student_temp,
-                                     student_temp=case.student_temp),
+    lambda api, case, **group: api.DINOv2Loss(dino_loss_weight=case.dino_weight,
+                                              ibot_loss_weight=case.ibot_weight,
+                                              temperature_student=case.student_temp,
+                                              student_temp=case.student_temp, **group),
     {"cls": cls_bound, "patch": patch_bound},
 )

@@ -6,6 +6,6 @@ from ._losses import Part, loss_kind, patch_bound
 
 KIND = loss_kind(
     "ibot", 3, {"patch": Part("student_patch", "teacher_patch_logits")}, "iBOTPatchLoss",
-    lambda api, case: api.iBOTPatchLoss(student_temp=case.student_temp),
+    lambda api, case, **group: api.iBOTPatchLoss(student_temp=case.student_temp, **group),
     {"patch": patch_bound},
 )

@@ -14,10 +14,29 @@ def is_distributed(group: dist.ProcessGroup | None = None) -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size(group) > 1
 
 
-def world_size(group: dist.ProcessGroup | None = None) -> int:
+def world_size(group: dist.ProcessGroup | None = None, cap: int | None = None) -> int:
+    """The group's size; ``cap`` (a planted fault's) caps it: the ranks of one node."""
     if not (dist.is_available() and dist.is_initialized()):
         return 1
-    return dist.get_world_size(group)
+    size = dist.get_world_size(group)
+    return size if cap is None else min(size, cap)
+
+
+def held(count: int, dtype: str) -> float:
+    """A count as a variable of ``dtype`` holds it: float16 is exact up to 2048 and inf
+    above 65504 (the planted scale-only faults hold counts there)."""
+    if dtype == "float16":
+        return float(torch.tensor(float(count)).to(torch.float16))
+    return float(count)
+
+
+def ddp_scale(local: int, device: torch.device, group: dist.ProcessGroup | None = None, *,
+              count_dtype: str = "float64", world_cap: int | None = None) -> float:
+    """``world_size / global count``: what a rank's local sum is scaled by so that the mean
+    over ranks is the one-process mean (DDP averages gradients), on uneven shards too; 0
+    when no rank has anything. ``count_dtype`` and ``world_cap``: the planted faults'."""
+    total = held(global_count(local, device, group), count_dtype)
+    return world_size(group, world_cap) / total if total else 0.0
 
 
 def all_reduce(

@@ -44,7 +44,7 @@ class TeacherCenter(nn.Module):
             self.variant = variant  # type: ignore[misc]
         _validate.momentum("center_momentum", center_momentum)
         self.center_momentum = float(center_momentum)
-        self.process_group = process_group
+        self.process_group = self.variant.group(process_group)
         self.register_buffer("center", None)
         # (work handle or None, packed [row sum, row count], this rank's row count)
         self._pending: list[tuple[dist.Work | None, torch.Tensor, int]] = []
@@ -105,6 +105,8 @@ class TeacherCenter(nn.Module):
             local_rows += n_rows
         assert total is not None
         rows = total[-1] if v.center_divisor != "local_rows" else total.new_tensor(local_rows)
+        if v.center_count_dtype == "float16":
+            rows = rows.half().float()
         batch_center = (total[:-1] / rows.clamp_min(1.0)).unsqueeze(0)
         dtype = getattr(torch, v.center_dtype)
         if self.center is None:

@@ -66,11 +66,10 @@ class DINOv1Loss(TeacherCenter):
         batch = student_logits.shape[1]
         if self.variant.cls_normalisation == "local_batch":
             return total / (n_pairs * max(batch, 1))
-        global_batch = _dist.global_count(batch, student_logits.device, self.process_group)
-        if global_batch == 0:
-            return total * 0.0
-        scale = _dist.world_size(self.process_group) / (n_pairs * global_batch)
-        return total * scale
+        v = self.variant
+        return total * (_dist.ddp_scale(batch, student_logits.device, self.process_group,
+                                        count_dtype=v.loss_count_dtype,
+                                        world_cap=v.world_size_cap) / n_pairs)
 
     # -- Sinkhorn -------------------------------------------------------------------------
     @torch.no_grad()

@@ -33,7 +33,7 @@ class iBOTPatchLoss(nn.Module):  # noqa: N801 - the seed API's name
             self.variant = variant  # type: ignore[misc]
         _validate.positive("student_temp", student_temp)
         self.student_temp = float(student_temp)
-        self.process_group = process_group
+        self.process_group = self.variant.group(process_group)
 
     def forward(
         self, student_patch_logits: torch.Tensor, teacher_patch_probs: torch.Tensor
@@ -50,10 +50,9 @@ class iBOTPatchLoss(nn.Module):  # noqa: N801 - the seed API's name
             return per_patch.mean()
         total = per_patch.sum()
         masked = student_patch_logits.shape[0]
-        global_masked = _dist.global_count(masked, student_patch_logits.device, self.process_group)
-        if global_masked == 0:
-            return total * 0.0
-        return total * (_dist.world_size(self.process_group) / global_masked)
+        v = self.variant
+        return total * _dist.ddp_scale(masked, student_patch_logits.device, self.process_group,
+                                       count_dtype=v.loss_count_dtype, world_cap=v.world_size_cap)
 
     @torch.no_grad()
     def sinkhorn_knopp_teacher(

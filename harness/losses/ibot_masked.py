@@ -40,7 +40,7 @@ class iBOTMaskedPatchLoss(nn.Module):  # noqa: N801 - the name the ibot_masked k
             self.variant = variant  # type: ignore[misc]
         _validate.positive("student_temp", student_temp)
         self.student_temp = float(student_temp)
-        self.process_group = process_group
+        self.process_group = self.variant.group(process_group)
 
     def forward_masked(
         self,
@@ -83,10 +83,9 @@ class iBOTMaskedPatchLoss(nn.Module):  # noqa: N801 - the name the ibot_masked k
         images = student_masks_flat.shape[0]
         if self.variant.ibot_masked_normalisation == "local_images":
             return total / images  # DINOv2's: 0/0 on a rank without images
-        global_images = _dist.global_count(images, per_patch.device, self.process_group)
-        if global_images == 0:
-            return total * 0.0
-        return total * (_dist.world_size(self.process_group) / global_images)
+        v = self.variant
+        return total * _dist.ddp_scale(images, per_patch.device, self.process_group,
+                                       count_dtype=v.loss_count_dtype, world_cap=v.world_size_cap)
 
     @torch.no_grad()
     def sinkhorn_knopp_teacher(

@@ -48,6 +48,7 @@ def sinkhorn_knopp(
     _validate.iterations("n_iterations", n_iterations)
     _validate.num_samples(num_samples)
 
+    process_group = variant.group(process_group)
     logits = teacher_output.detach().float()
     n_local, k = logits.shape
     if n_local == 0 and variant.sinkhorn_empty_rank_skips:

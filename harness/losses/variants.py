@@ -10,7 +10,7 @@ float64, which is what lets a failed check name the mistake it matches.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,9 @@ class Variant:
     center_dtype: Literal["float32", "bfloat16"] = "float32"
     updates_accumulate: bool = True
     """False: a second update_center before an apply drops the first batch."""
+    center_count_dtype: Literal["float32", "float16"] = "float32"
+    """"float16": the all-reduced row count the center is divided by is held in half
+    precision: exact up to 2048 rows, rounded above (a scale-only mistake)."""
     center_async: bool = True
     """False: update_center all-reduces synchronously (nothing left to hide behind the
     backward) -- numerically the reference: only the overlap bench can tell."""
@@ -59,6 +62,23 @@ class Variant:
     by the global image count, scaled by the world size (exact); or, as DINOv2 and DINOv3
     do, by this rank's image count (wrong with uneven images per rank, 0/0 on a rank
     with none)."""
+    loss_count_dtype: Literal["float64", "float16"] = "float64"
+    """"float16": the all-reduced global count a loss is scaled by (samples, masked
+    patches) is held in half precision: exact up to 2048, rounded above, inf above 65504."""
+    world_size_cap: int | None = None
+    """The world size a loss is scaled by, capped: 8 is the ranks of one 8-GPU node
+    (LOCAL_WORLD_SIZE taken for WORLD_SIZE): right on one node, wrong on two."""
+
+    # -- process groups -------------------------------------------------------------------
+    process_group_used: bool = True
+    """False: every collective spans the whole world, whatever process group the caller
+    hands over (right whenever that group is the world)."""
+
+
+    def group(self, process_group: Any) -> Any:
+        """The process group the collectives use: the one handed over, or (the planted
+        fault) none, the whole world."""
+        return process_group if self.process_group_used else None
 
     # -- KoLeo --------------------------------------------------------------------------
     koleo_neighbours: Literal["global", "local"] = "global"

@@ -17,10 +17,10 @@ from types import ModuleType
 
 from ..errors import TargetError
 from ..semantics import Semantics
-from ._base import CONTRACTS, Mark, Match, Style, required_contract
+from ._base import CONTRACTS, Mark, Match, Style, parameters, required_contract
 
 __all__ = ["CONTRACTS", "Mark", "Match", "Semantics", "Style", "detect", "get", "load_adapter",
-           "names", "required_contract"]
+           "names", "parameters", "required_contract"]
 
 
 def names() -> tuple[str, ...]:

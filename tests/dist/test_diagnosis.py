@@ -55,6 +55,12 @@ SHOWS = {
     "koleo_gather_no_grad": ({**KOLEO, "koleo_topk": 2}, 2),
     "koleo_self_offset": (KOLEO, 2),
     "koleo_local_mean": ({**KOLEO, "koleo_group_size": 4, "world_sizes": [3]}, 3),
+    # scale-only: the smallest sizes that show them (a count past float16's exact range,
+    # more ranks than one node, groups smaller than the world)
+    "center_count_float16": ({**CENTERING, "K": 4, "steps": 2, "batch_per_rank": [2063, 0]}, 2),
+    "loss_count_float16": ({**IBOT, "K": 4, "masked_per_rank": [65600, 1]}, 2),
+    "world_size_of_one_node": ({**CLS, "K": 4, "batch_per_rank": [1, 2]}, 9),
+    "collectives_over_world": ({**CENTERING, "group_size": 1, "world_sizes": [2]}, 2),
 }
 
 

@@ -8,6 +8,7 @@ import numpy as np
 from harness.checks.collect import Checks
 from harness.checks.diagnose import NO_MATCH, Diagnosis, explain
 from harness.golden import mistakes, sharded
+from harness.golden.numerics import round_bf16
 
 RNG = np.random.default_rng(3)
 SIZES = [5, 2]
@@ -51,8 +52,21 @@ def test_a_missing_value_or_a_wrong_count_matches_nothing():
 def test_bf16_rounding_ties_are_within_the_models_slack():
     per_rank = batches()
     values = predict_from(per_rank)(mistakes.BY_NAME["center_bf16"].flaws)
-    nudged = [(None if c is None else c * (1 + 2.0**-8), 1e-6) for c in values]  # one step off
+    # the neighbouring bfloat16 number: a tie the target rounded the other way
+    def next_bf16(c):  # one unit in the last place of bfloat16's 8 significant bits
+        return c + 2.0 ** (np.floor(np.log2(np.abs(c))) - 7)
+
+    nudged = [(None if c is None else next_bf16(c), 1e-6) for c in values]
+    assert all(c is None or np.array_equal(round_bf16(c), c) for c, _ in nudged)
     assert explain("center", nudged, predict_from(per_rank)).names == ["center_bf16"]
+
+
+def test_values_off_the_bfloat16_grid_are_no_bf16_center():
+    """As close as a float16 count's rounding (2^-11), but not bfloat16 numbers."""
+    per_rank = batches()
+    values = predict_from(per_rank)(mistakes.BY_NAME["center_bf16"].flaws)
+    off = [(None if c is None else c * (1 + 2.0**-11), 1e-6) for c in values]
+    assert "center_bf16" not in explain("center", off, predict_from(per_rank)).names
 
 
 def test_diagnoses_of_two_quantities_add_up_and_ride_on_the_checks():

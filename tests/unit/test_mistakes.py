@@ -55,7 +55,7 @@ def test_flaws_are_the_reference_switches_with_the_same_defaults():
 def test_mistakes_are_named_once_and_each_flips_one_switch():
     assert len(mistakes.BY_NAME) == len(mistakes.MISTAKES)
     for m in mistakes.MISTAKES:
-        assert m.quantity in mistakes.QUANTITIES
+        assert set(m.quantities) <= set(mistakes.QUANTITIES), m.name
         changed = [f for f in sharded.Flaws._fields
                    if getattr(m.flaws, f) != getattr(sharded.CORRECT, f)]
         assert changed == [m.switch[0]], m.name
@@ -105,7 +105,7 @@ def test_center_mistakes_give_their_known_numbers():
     rows = [per_rank[r][0][0] for r in range(2)]
     total = rows[0].sum(axis=0) + rows[1].sum(axis=0)
     first = {name: [c[1] for c in sharded.centers(per_rank, 0.9, flaw(name))]
-             for name in mistakes.BY_NAME if mistakes.BY_NAME[name].quantity == "center"}
+             for name in mistakes.BY_NAME if "center" in mistakes.BY_NAME[name].quantities}
     means = (rows[0].mean(axis=0) + rows[1].mean(axis=0)) / 2
     np.testing.assert_allclose(first["center_mean_of_means"][1], means)
     np.testing.assert_allclose(first["center_divisor_no_world"][1], total / 1)
@@ -123,10 +123,19 @@ def test_overwritten_update_keeps_only_the_last_batch():
     np.testing.assert_allclose(out[0][1], whole[0][1].mean(axis=0))
 
 
+def _scale_only() -> set[str]:
+    """The mistakes of the scale-only planted faults: invisible at catalogue sizes."""
+    from harness.faults import FAULTS, mistake_of
+
+    return {m.name for f in FAULTS.values() if f.family == "scale" and (m := mistake_of(f))}
+
+
 def test_every_center_mistake_shows_on_uneven_shards_and_mean_of_means_not_on_equal():
     _, per_rank, _ = center_batches(UNEVEN, updates=2)
     correct = sharded.centers(per_rank, 0.9)
     for m in mistakes.of_quantity("center"):
+        if m.name in _scale_only():
+            continue
         got = sharded.centers(per_rank, 0.9, m.flaws)
         assert any(g is not None and c is not None and not np.allclose(g, c)
                    for gr, cr in zip(got, correct, strict=True) for g, c in zip(gr, cr, strict=True)), m.name
@@ -362,3 +371,34 @@ def test_every_form_of_a_mistake_flips_one_switch_of_its_own_field():
             changed = [f for f in sharded.Flaws._fields
                        if getattr(flaws, f) != getattr(sharded.CORRECT, f)]
             assert changed == [field] == [m.switch[0]] and value != m.switch[1], m.name
+
+
+# ---------------------------------------------------------------------------- scale only
+
+def test_a_float16_count_is_exact_to_2048_and_wrong_above():
+    """The center's row count held in float16: the same centers up to 2048 rows, off by
+    float16's rounding of the count above it (2049 -> 2048); a loss's global count: inf
+    above 65504, which scales the loss to 0."""
+    model = flaw("center_count_float16")
+    for rows, off in ((2048, False), (2049, True)):
+        batches = [[[np.ones((rows, 2))]]]
+        got = sharded.centers(batches, 0.9, model, center_init="first")[0][1]
+        assert (not np.allclose(got, 1.0, rtol=1e-12, atol=0)) is off, rows
+        np.testing.assert_allclose(got, rows / float(np.float16(rows)))
+    loss = flaw("loss_count_float16")
+    s = [np.zeros((70000, 3))]
+    assert sharded.ibot_local(s, [np.full((70000, 3), 1 / 3)], 0.1, loss)[0][0] == 0.0
+    assert sharded.ibot_local(s, [np.full((70000, 3), 1 / 3)], 0.1)[0][0] > 0.0
+
+
+def test_one_node_world_size_is_right_up_to_8_ranks():
+    model = flaw("world_size_of_one_node")
+    for world, same in ((8, True), (16, False)):
+        s = [RNG.normal(size=(1, 2, K)) for _ in range(world)]
+        t = [np.full((2, 2, K), 1 / K) for _ in range(world)]
+        got = sharded.cls_local(s, t, 0.1, model)[0][0]
+        want = sharded.cls_local(s, t, 0.1)[0][0]
+        assert bool(np.isclose(got, want, rtol=1e-12)) is same, world
+        if not same:
+            assert np.isclose(got, want * 8 / world, rtol=1e-12)
+
