@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from . import styles
 from .errors import BadInput, UsageError
 from .outcome import ExitCode
+from .paths import DEFAULT_FAMILY, FAMILIES
 from .targets import AUTO
 
 
@@ -43,14 +44,22 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--adapter", default=None, metavar="FILE.py",
                        help="a style of your own: a file defining STYLE = harness.styles.Style(...)")
 
-    def dist_flags(p: argparse.ArgumentParser, sizes: str) -> None:
+    def dist_flags(p: argparse.ArgumentParser, sizes: str | None) -> None:
         p.add_argument("--backend", default="gloo", choices=["gloo", "nccl"])
-        p.add_argument("--world-sizes", default=sizes, help=f"e.g. 1,2,4 or auto (default {sizes})")
+        p.add_argument("--world-sizes", default=sizes,
+                       help="e.g. 1,2,4 or auto (default " + (sizes or "1,2,3,4 for the "
+                            "correctness family, each case's own world_sizes for scale") + ")")
+
+    def family_flag(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--family", default=DEFAULT_FAMILY, choices=list(FAMILIES),
+                       help="which catalogue, when no --cases is given: correctness (default) or "
+                            "scale (production sizes at 8-64 ranks: minutes)")
 
     run = sub.add_parser("run", help="run the correctness catalogue")
     target_flags(run)
     run.add_argument("--cases", nargs="+", metavar="PATH", help="case files or folders")
-    dist_flags(run, "1,2,3,4")
+    family_flag(run)
+    dist_flags(run, None)
     run.add_argument("--filter", default=None, metavar="TEXT",
                      help="only cases whose test id contains TEXT")
     run.add_argument("--timeout", type=_positive_float, default=None, metavar="SECONDS",
@@ -60,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     selfcheck = sub.add_parser("selfcheck", help="run the catalogue against every planted fault")
     selfcheck.add_argument("--cases", nargs="+", metavar="PATH")
-    dist_flags(selfcheck, "1,2,3,4")
+    family_flag(selfcheck)
+    dist_flags(selfcheck, None)
     selfcheck.add_argument("--faults", default=None, help="comma-separated subset of faults")
     selfcheck.add_argument("--no-overlap", action="store_true",
                            help="skip the overlap controls (timing: meaningless on an "
@@ -119,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     listing = sub.add_parser("list", help="list the cases")
     listing.add_argument("--cases", nargs="+", metavar="PATH")
+    family_flag(listing)
 
     test_dist = sub.add_parser("test-dist", help="what `make test-dist` runs: gloo suites, "
                                "then NCCL tests, catalogue and overlap bench on visible GPUs")

@@ -12,6 +12,13 @@ import importlib.util
 import os
 from pathlib import Path
 
+#: The catalogue's families (folders of ``cases/``), and the world sizes a run of one
+#: defaults to (None: each case's own ``world_sizes``). ``scale`` is opt-in: production
+#: sizes at 8..64 ranks, minutes rather than seconds (README, "Production scale").
+FAMILIES: dict[str, str | None] = {"correctness": "1,2,3,4", "scale": None}
+DEFAULT_FAMILY = "correctness"
+
+
 ENV = "DINO_HARNESS_CASES"
 PACKAGE = "harness.catalogue"
 

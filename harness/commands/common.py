@@ -9,21 +9,27 @@ from typing import Any
 from .. import kinds  # noqa: F401 - registers the case kinds before any case file is read
 from ..cases import Case, expand
 from ..errors import BackendUnavailable, UsageError
-from ..paths import catalogue_dir
+from ..paths import DEFAULT_FAMILY, FAMILIES, catalogue_dir
 
 
-def world_sizes_arg(text: str, backend: str) -> list[int]:
-    """``--world-sizes`` ("1,2,4" or "auto") as a usage error when malformed."""
+def world_sizes_arg(text: str | None, backend: str,
+                    family: str = DEFAULT_FAMILY) -> list[int] | None:
+    """``--world-sizes`` ("1,2,4" or "auto") as a usage error when malformed; not given,
+    the family's default (None: each case's own)."""
     from ..runtime.spec import parse_world_sizes
 
+    text = text if text is not None else FAMILIES[family]
+    if text is None:
+        return None
     try:
         return parse_world_sizes(text, backend)
     except ValueError as exc:
         raise UsageError(f"--world-sizes: {exc}") from None
 
 
-def case_paths(paths: Sequence[str] | None, subdir: str = "correctness") -> list[Path]:
-    """``--cases`` if given (every path must exist), else the catalogue's ``subdir``."""
+def case_paths(paths: Sequence[str] | None, subdir: str = DEFAULT_FAMILY) -> list[Path]:
+    """``--cases`` if given (every path must exist), else the catalogue's ``subdir`` (a
+    family, or ``overlap``)."""
     if paths:
         missing = [p for p in paths if not Path(p).exists()]
         if missing:
@@ -47,7 +53,7 @@ def require_runnable(backend: str, world_sizes: Sequence[int]) -> None:
         )
 
 
-def plan_cases(cases: list[Case], backend: str, world_sizes: list[int],
+def plan_cases(cases: list[Case], backend: str, world_sizes: list[int] | None,
                text: str | None) -> list[tuple[Case, str, int]]:
     plan = expand(cases, [backend], world_sizes)
     if text:

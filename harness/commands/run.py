@@ -26,18 +26,18 @@ def run_command(args: argparse.Namespace) -> int:
 
     target = load_target(args.impl, args.api, args.adapter)
     announce(target)
-    cases = load_cases(case_paths(args.cases))
+    cases = load_cases(case_paths(args.cases, args.family))
     pg_timeout_s = pg_timeout_for(args.timeout)
     executor: PoolExecutor | TorchrunExecutor
     if launched_by_torchrun():
         executor = TorchrunExecutor(args.backend, pg_timeout_s=pg_timeout_s)
-        world_sizes = [executor.world_size]
+        plan = plan_cases(cases, args.backend, [executor.world_size], args.filter)
     else:
-        world_sizes = world_sizes_arg(args.world_sizes, args.backend)
-        require_runnable(args.backend, world_sizes)
+        world_sizes = world_sizes_arg(args.world_sizes, args.backend, args.family)
+        plan = plan_cases(cases, args.backend, world_sizes, args.filter)
+        require_runnable(args.backend, sorted({w for _, _, w in plan}))
         executor = PoolExecutor(pg_timeout_s=pg_timeout_s)
     try:
-        plan = plan_cases(cases, args.backend, world_sizes, args.filter)
         if isinstance(executor, TorchrunExecutor) and executor.rank != 0:
             from .torchrun import follow
 
@@ -85,7 +85,7 @@ def execute(plan: list[tuple[Case, str, int]], executor, target: Target,
 
 
 def list_command(args: argparse.Namespace) -> int:
-    cases = load_cases(case_paths(args.cases))
+    cases = load_cases(case_paths(args.cases, args.family))
     table = Table(title=f"{len(cases)} cases")
     table.add_column("case", no_wrap=True)
     for column in ("kind", "world sizes", "backends"):

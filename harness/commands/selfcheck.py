@@ -51,9 +51,10 @@ HANG_TIMEOUT_S = 10.0
 
 def selfcheck_command(args: argparse.Namespace) -> int:
     console = Console()
-    cases = load_cases(case_paths(args.cases))
-    world_sizes = world_sizes_arg(args.world_sizes, args.backend)
-    names = list(FAULTS) if not args.faults else [n.strip() for n in args.faults.split(",")]
+    cases = load_cases(case_paths(args.cases, args.family))
+    world_sizes = world_sizes_arg(args.world_sizes, args.backend, args.family)
+    names = ([n for n, f in FAULTS.items() if f.family == args.family] if not args.faults
+             else [n.strip() for n in args.faults.split(",")])
     unknown = [n for n in names if n not in FAULTS]
     if unknown:
         raise UsageError(f"--faults: unknown fault(s) {unknown}; known: {', '.join(FAULTS)}")
