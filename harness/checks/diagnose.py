@@ -134,8 +134,6 @@ def _matches(observed: Observed, predict: Predict, flaws: Flaws, slack: float = 
     if len(predicted) != len(observed):
         return False
     for (actual, tolerance), expected in zip(observed, predicted, strict=True):
-        if mistake.grid and actual is not None and not on_grid(actual, mistake.grid):
-            return False
         if actual is None or expected is None:
             if (actual is None) != (expected is None):
                 return False

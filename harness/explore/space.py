@@ -170,6 +170,20 @@ def _momentum(d: Draw) -> Any:
     return st.one_of(st.sampled_from(MOMENTA), st.floats(0.0, 0.999).map(_round3))
 
 
+def _group_size(d: Draw) -> Any:
+    """Process groups smaller than the world (none first), each with some of every count
+    the kind has: the case's rule. A target that ignores its group shows only here."""
+    def counts(key: str) -> list[int]:
+        sizes = d.value(key)
+        sizes = list(sizes) if isinstance(sizes, (list, tuple)) else [sizes]
+        return [sizes[r % len(sizes)] for r in range(d.world)]
+
+    keys = [k for k in ("batch_per_rank", "masked_per_rank") if applies(k, d.kind)]
+    sizes = [g for g in range(1, d.world) if d.world % g == 0
+             and all(sum(counts(k)[first:first + g]) for k in keys for first in range(0, d.world, g))]
+    return _optional(st.sampled_from(sizes)) if sizes else OMIT
+
+
 def _global_batch(d: Draw) -> int:
     """The drawn batch over every rank at the drawn world size."""
     sizes = d.value("batch_per_rank")
@@ -242,6 +256,7 @@ STRATEGIES: dict[str, Strategy] = {
     "dino_weight": lambda d: st.sampled_from(WEIGHTS),
     "ibot_weight": lambda d: st.sampled_from(WEIGHTS),
     "logits": _logits,
+    "group_size": _group_size,
     "koleo_topk": _koleo_topk,
     "koleo_group_size": _koleo_group_size,
     "seed": lambda d: st.integers(0, MAX_SEED),

@@ -168,7 +168,7 @@ def _diagnosis(job: Job, expected: dict[str, Any], ranks: list[dict], single: di
     """Which known loss mistake gives every rank's local loss and gradient (and the one
     process's): the models run on the oracle's inputs, each rank on its own images."""
     case, world = job.case, job.world_size
-    layout, tolerances = masks(case, world), (case.tolerance("loss"), case.tolerance("grad"))
+    layout, tolerances = masks(case, world), (job.tolerance("loss"), job.tolerance("grad"))
 
     def flat(outputs: list[tuple[float, Any]], scale: float) -> list[Any]:
         return [value for loss, grad in outputs for value in (loss, grad / scale)]

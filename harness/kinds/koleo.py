@@ -126,7 +126,7 @@ def verify(job: Job, target: Target, ranks: list[dict], single: dict) -> list[An
     case, world = job.case, job.world_size
     scope = target.semantics.koleo_neighbours
     sizes = case.batch_sizes(world)
-    tol_loss, tol_grad = case.tolerance("loss"), case.tolerance("grad")
+    tol_loss, tol_grad = job.tolerance("loss"), job.tolerance("grad")
     checks = Checks()
     checks.add("loss", "dist_vs_single", float(np.mean([r["loss"] for r in ranks])),
                single["loss"], tol_loss, detail="mean over ranks of the local losses")
@@ -160,7 +160,7 @@ def _diagnosis(job: Job, x: np.ndarray, ranks: list[dict], single: dict) -> Diag
     case, world = job.case, job.world_size
     k, group = case.koleo_topk, case.koleo_group_size
     sizes = case.batch_sizes(world)
-    tol_loss, tol_grad = case.tolerance("loss"), case.tolerance("grad")
+    tol_loss, tol_grad = job.tolerance("loss"), job.tolerance("grad")
     observed = [pair for out, scale in [*((r, world) for r in ranks), (single, 1)]
                 for pair in ((out["loss"], tol_loss), (out["grad"] / scale, tol_grad))]
     shards = [shard(x, sizes, rank, 0) for rank in range(world)]
