@@ -24,9 +24,28 @@ def test_selfcheck_catches_every_planted_fault(tmp_path):
     undiagnosed = [name for name, f in summary["faults"].items() if f.get("diagnosed") is False]
     assert not undiagnosed, f"numeric faults not diagnosed as their own mistake: {undiagnosed}"
     assert survived == []
-    assert set(summary["faults"]) == set(FAULTS) and len(FAULTS) >= 12
+    correctness = {name for name, fault in FAULTS.items() if fault.family == "correctness"}
+    assert set(summary["faults"]) == correctness and len(correctness) >= 12
     assert summary["overlap_controls"]["skipped"]
     assert proc.returncode == 0, proc.stdout[-2000:]
+
+
+SCALE_ONLY = sorted(name for name, fault in FAULTS.items() if fault.family == "scale")
+
+
+def test_scale_faults_pass_the_correctness_catalogue_at_1_to_4_ranks(tmp_path):
+    """What makes them scale-only: every case of the default catalogue passes against
+    each of them at 1-4 ranks (the scale family catches them: tests/cli/test_scale.py)."""
+    out = tmp_path / "selfcheck.json"
+    proc = harness("selfcheck", "--faults", ",".join(SCALE_ONLY), "--world-sizes", "1,2,3,4",
+                   "--no-overlap", "--json", str(out), timeout=900)
+    summary = json.loads(out.read_text())
+    assert len(SCALE_ONLY) >= 3
+    for name in SCALE_ONLY:
+        fault = summary["faults"][name]
+        assert fault["cases_run"] > 0, name
+        assert fault["caught_by"] == [] and fault["failed_otherwise"] == [], (name, fault)
+    assert proc.returncode == 1 and "SURVIVED" in proc.stdout
 
 
 EQUAL_ONLY = ('[[case]]\nname = "centering-equal-two"\nkind = "centering"\nK = 8\n'
