@@ -12,7 +12,7 @@ TORCH  ?= torch==2.13.0
 DINOV2 ?= dinov2==0.0.1.dev2
 XDIST  ?= -n 2 --dist loadgroup
 
-.PHONY: install test test-dist run bench lint selfcheck clean
+.PHONY: install test test-scale test-dist run bench lint selfcheck clean
 
 install: $(STAMP)
 
@@ -26,6 +26,12 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest $(XDIST) -q --dino-world-sizes 1,2,3,4 tests
+
+# The production-scale family at 8..64 ranks (opt-in: minutes, not seconds; README
+# "Production scale"): the reference, then every scale-only planted fault.
+test-scale: $(STAMP)
+	$(BIN)/dino-harness run --family scale --world-sizes 8,16,32,64
+	$(BIN)/dino-harness selfcheck --family scale --world-sizes 16,64 --no-overlap
 
 test-dist: $(STAMP)
 	$(BIN)/dino-harness test-dist
@@ -42,6 +48,7 @@ bench: $(STAMP)
 	$(BIN)/dino-harness bench overlap --json reports/bench/overlap.json
 	$(BIN)/python benchmarks/bench_overlap_paired.py --runs 5 --json reports/bench/overlap_paired.json
 	$(BIN)/python benchmarks/bench_first_verdict.py --runs 5 --whole-run --json reports/bench/first_verdict.json
+	$(BIN)/python benchmarks/bench_world_sizes.py --json reports/bench/world_sizes.json
 	$(BIN)/python benchmarks/bench_explore.py --json reports/bench/explore.json
 	$(BIN)/python benchmarks/bench_diagnosis_styles.py --json reports/bench/diagnosis_styles.json
 

@@ -38,3 +38,8 @@ class TargetError(BadInput):
 
 class BackendUnavailable(BadInput):
     """The backend cannot run any planned case here (no NCCL build, too few GPUs)."""
+
+
+class NotEnoughMemory(BadInput):
+    """A planned case needs more memory than this machine has free: refused before any case
+    runs, with the estimate (harness/cases/footprint.py), never left to the OOM killer."""

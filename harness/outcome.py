@@ -81,6 +81,8 @@ def rank_failure_fields(failure: RankFailure) -> dict[str, Any]:
         extra["diagnosis"] = failure.diagnosis
     if failure.collectives:
         extra["collectives"] = {str(r): log for r, log in failure.collectives.items()}
+    if failure.memory is not None:
+        extra["memory"] = failure.memory.to_json()
     return {"status": status_for(kind),
             "error": failure.errors[0] if failure.errors else None,
             "rank_errors": list(failure.errors),

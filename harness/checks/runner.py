@@ -15,6 +15,7 @@ from typing import Any
 
 from ..cases import Case
 from ..cases import kind as kinds
+from ..cases.footprint import footprint
 from ..outcome import rank_failure_fields, verify_failure_fields
 from ..results import CaseResult
 from ..runtime import RankFailure
@@ -47,12 +48,16 @@ def run_case(case: Case, backend: str, world_size: int, executor: Executor, targ
     deadline = timeout_s if timeout_s is not None else case.deadline_s
     dist_job = Job(case, world_size, target.spec, "dist")
     scopes = dist_job.groups()  # the world, or each process group: a golden of its own
+    memory = footprint(case, world_size).to_json()  # the estimate a run is refused by
     try:
         ranks = executor.run(backend, world_size, PROGRAM, dist_job, deadline)
+        memory.update(executor.last_memory(backend, world_size) or {})
         singles = [executor.run(backend, 1, PROGRAM, replace(scope, mode="single"), deadline)[0]
                    for scope in scopes]
     except RankFailure as failure:
-        return result(**rank_failure_fields(failure))
+        fields = rank_failure_fields(failure)
+        fields["extra"]["memory"] = {**memory, **fields["extra"].get("memory", {})}
+        return result(**fields)
     checks: list[Any] = []
     diagnosis = None
     try:
@@ -70,8 +75,9 @@ def run_case(case: Case, backend: str, world_size: int, executor: Executor, targ
         return result(**verify_failure_fields(exc, "verifying the outputs failed"))
     checks = _worst_per_quantity(checks)
     passed = all(check.passed for check in checks)
-    extra = {} if passed or diagnosis is None else \
-        {"diagnosis": diagnosis.text, "mistakes": diagnosis.names}
+    extra: dict[str, Any] = {"memory": memory}
+    if not passed and diagnosis is not None:
+        extra.update(diagnosis=diagnosis.text, mistakes=diagnosis.names)
     return result(status="pass" if passed else "fail", checks=checks, extra=extra)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from .. import kinds  # noqa: F401 - registers the case kinds before any case file is read
 from ..cases import Case, expand
-from ..errors import BackendUnavailable, UsageError
+from ..errors import BackendUnavailable, NotEnoughMemory, UsageError
 from ..paths import DEFAULT_FAMILY, FAMILIES, catalogue_dir
 
 
@@ -51,6 +51,30 @@ def require_runnable(backend: str, world_sizes: Sequence[int]) -> None:
             f"--backend {backend}: nothing can run here at world sizes "
             f"{','.join(map(str, world_sizes))}: {'; '.join(distinct)}"
         )
+
+
+def require_memory(plan: Sequence[tuple[Case, str, int]], probe: Any = None,
+                   floor_mb: float | None = None) -> None:
+    """Exit 2 before any case runs when a planned case's estimated footprint
+    (harness/cases/footprint.py) exceeds the memory this machine has free above the
+    runtime guard's floor: the kernel's OOM killer must never be the first to know."""
+    from ..cases.footprint import footprint
+    from ..runtime import memory
+
+    probe = probe or memory.PROC
+    floor = memory.floor_bytes(probe.total(), floor_mb) / memory.MB
+    free = probe.available() / memory.MB - floor
+    too_big = [(case.test_id(backend, w), footprint(case, w)) for case, backend, w in plan]
+    too_big = [(test_id, fp) for test_id, fp in too_big if fp.total_mb > free]
+    if too_big:
+        worst = "; ".join(f"{test_id} needs an estimated {fp.total_mb / 1024:.1f} GiB "
+                          f"(its data {fp.data_mb / 1024:.2f} GiB)" for test_id, fp in too_big[:5])
+        more = f" and {len(too_big) - 5} more" if len(too_big) > 5 else ""
+        raise NotEnoughMemory(
+            f"not enough memory for {len(too_big)} planned case(s): {free / 1024:.1f} GiB is "
+            f"free above the guard's {floor / 1024:.1f} GiB floor; {worst}{more}. Narrow "
+            "--world-sizes or --filter, free memory, or lower DINO_HARNESS_MEMORY_FLOOR_MB "
+            "(estimates: harness/cases/footprint.py)")
 
 
 def plan_cases(cases: list[Case], backend: str, world_sizes: list[int] | None,

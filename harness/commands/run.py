@@ -13,7 +13,14 @@ from ..cases import Case, load_cases
 from ..outcome import exit_code_of
 from ..results import CaseResult
 from ..targets import Target, load_target
-from .common import announce, case_paths, plan_cases, require_runnable, world_sizes_arg
+from .common import (
+    announce,
+    case_paths,
+    plan_cases,
+    require_memory,
+    require_runnable,
+    world_sizes_arg,
+)
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -36,6 +43,7 @@ def run_command(args: argparse.Namespace) -> int:
         world_sizes = world_sizes_arg(args.world_sizes, args.backend, args.family)
         plan = plan_cases(cases, args.backend, world_sizes, args.filter)
         require_runnable(args.backend, sorted({w for _, _, w in plan}))
+        require_memory(plan)
         executor = PoolExecutor(pg_timeout_s=pg_timeout_s)
     try:
         if isinstance(executor, TorchrunExecutor) and executor.rank != 0:

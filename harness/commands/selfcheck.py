@@ -44,7 +44,7 @@ from ..report.sections import REFERENCE, SELFCHECK_TARGET
 from ..results import CaseResult
 from ..runtime.executor import PoolExecutor
 from ..targets import load_target
-from .common import case_paths, plan_cases, require_runnable, world_sizes_arg
+from .common import case_paths, plan_cases, require_memory, require_runnable, world_sizes_arg
 
 HANG_TIMEOUT_S = 10.0
 
@@ -60,6 +60,7 @@ def selfcheck_command(args: argparse.Namespace) -> int:
         raise UsageError(f"--faults: unknown fault(s) {unknown}; known: {', '.join(FAULTS)}")
     plan = plan_cases(cases, args.backend, world_sizes, None)
     require_runnable(args.backend, sorted({ws for _, _, ws in plan}))
+    require_memory(plan)
     writer = RunWriter(Path(getattr(args, "report_dir", None) or "reports"),
                        environment=collect_environment(args.backend),
                        target={**describe_target("harness.losses", "seed"), "faults": names})

@@ -36,3 +36,17 @@ def test_the_reference_passes_at_64_ranks_and_a_scale_fault_is_caught_there(tmp_
     assert {c["category"] for c in result["checks"] if not c["passed"]} == {"distributed"}
     assert result["mistakes"] == ["world_size_of_one_node"]
     assert BY_NAME["world_size_of_one_node"].description in result["diagnosis"]
+
+
+def test_a_case_too_big_for_this_machine_is_refused_before_anything_runs(tmp_path):
+    """64 ranks x 512 samples x K = 131072: 34 GiB of data alone. Exit 2 with the
+    estimate, no result written, no rank started."""
+    cases = tmp_path / "huge.toml"
+    cases.write_text('[[case]]\nname = "sinkhorn-huge"\nkind = "sinkhorn"\nK = 131072\n'
+                     'batch_per_rank = 512\nworld_sizes = [64]\n')
+    proc = harness("run", "--cases", str(cases), "--world-sizes", "64",
+                   "--report-dir", str(tmp_path / "reports"), timeout=120)
+    assert proc.returncode == 2, proc.stdout[-2000:]
+    assert "not enough memory for 1 planned case(s)" in proc.stderr
+    assert "sinkhorn-huge[gloo-ws64] needs an estimated" in proc.stderr
+    assert not (tmp_path / "reports").exists() or not any((tmp_path / "reports").rglob("*.jsonl"))
