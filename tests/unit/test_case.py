@@ -226,6 +226,23 @@ BAD = {
         'name = "a"\nkind = "cls"\nteacher_norm = "softmax"\nn_iterations = 3',
         ["key 'n_iterations'", "teacher_norm = 'softmax'", "got 3"],
     ),
+    "micro-batches zero": ('name = "a"\nkind = "cls"\nmicro_batches = 0', ["key 'micro_batches'", "an int >= 1", "got 0"]),
+    "micro-batches ragged": (
+        'name = "a"\nkind = "cls"\nmicro_batches = [[1, 3], [4]]',
+        ["key 'micro_batches'", "arrays of one length", "got an array [[...], [...]]"],
+    ),
+    "micro-batches not for sinkhorn": (
+        'name = "a"\nkind = "sinkhorn"\nmicro_batches = 2',
+        ["expected no 'micro_batches' in a 'sinkhorn' case", "centering, patch_centering, cls"],
+    ),
+    "micro-batch sizes off": (
+        'name = "a"\nkind = "cls"\nbatch_per_rank = [4, 2]\nmicro_batches = [[3, 1], [1, 0]]',
+        ["key 'micro_batches'", "add up to its samples", "[1, 0] for rank 1, which holds 2 at world size 2"],
+    ),
+    "dinov2 micro-batch sizes off": (
+        'name = "a"\nkind = "dinov2"\nbatch_per_rank = 4\nmasked_per_rank = 6\nmicro_batches = [1, 3]',
+        ["key 'micro_batches'", "add up to its masked patches", "[1, 3] for rank 0, which holds 6"],
+    ),
     "expect_error": ('name = "a"\nkind = "cls"\nexpect_error = "Value Error"', ["key 'expect_error'", "got 'Value Error'"]),
     "seed": ('name = "a"\nkind = "cls"\nseed = -3', ["key 'seed'", "expected an int >= 0, got -3"]),
     "deadline": ('name = "a"\nkind = "cls"\ndeadline_s = "60"', ["key 'deadline_s'", "got '60'"]),
@@ -412,6 +429,26 @@ def test_batch_sizes_cycle() -> None:
     assert d.masked_counts(3) == [6, 6, 6]
     with pytest.raises(ValueError):
         c.batch_sizes(0)
+
+
+def test_micro_batches_cut_each_ranks_count() -> None:
+    """An int M: micro-batches of ceil(n / M), the last ones shorter, empty ones kept (every
+    rank makes M calls); explicit sizes: every rank's, or rank r's list[r % len]."""
+    c = case_from_table({"name": "cls-x", "kind": "cls", "batch_per_rank": [5, 1, 0, 8],
+                        "micro_batches": 3})
+    assert c.micro_sizes(c.batch_sizes(4)) == [[2, 2, 1], [1, 0, 0], [0, 0, 0], [3, 3, 2]]
+    assert c.micro_counts(4) == {"samples": [5, 1, 0, 8]}
+    d = case_from_table({"name": "ibot-x", "kind": "ibot", "masked_per_rank": [4, 2],
+                        "micro_batches": [[1, 3], [2, 0]]})
+    assert d.micro_sizes(d.masked_counts(3)) == [[1, 3], [2, 0], [1, 3]]
+    e = case_from_table({"name": "ibot_masked-x", "kind": "ibot_masked", "images_per_rank": 4,
+                        "micro_batches": [0, 4]})
+    assert e.micro_sizes(e.image_counts(2)) == [[0, 4], [0, 4]]
+    assert e.micro_counts(2) == {"images": [4, 4]}
+    f = case_from_table({"name": "dinov2-x", "kind": "dinov2", "batch_per_rank": 4,
+                        "masked_per_rank": 4, "micro_batches": [1, 3]})
+    assert f.micro_counts(1) == {"samples": [4], "masked patches": [4]}
+    assert case_from_table({"name": "koleo-x", "kind": "koleo"}).micro_counts(2) == {}
 
 
 def test_shard_concatenates_to_the_global_array() -> None:
