@@ -59,8 +59,10 @@ def test_default_catalogue_loads(catalogue: list[Case]) -> None:
     names = [c.name for c in catalogue]
     assert len(set(names)) == len(names)
     files = {Path(c.source).name for c in catalogue}
-    # One file per kind, error cases in edge.toml, the extreme-logit family in numerics.toml.
-    assert files == {f"{k}.toml" for k in KINDS} | {"edge.toml", "numerics.toml"}
+    # One file per kind, error cases in edge.toml, the extreme-logit family in numerics.toml,
+    # the gradient-accumulation family (several kinds) in micro_batches.toml.
+    assert files == {f"{k}.toml" for k in KINDS} | {"edge.toml", "numerics.toml",
+                                                    "micro_batches.toml"}
     for c in catalogue:
         # `-k <kind>` selects a kind's cases; error cases live in edge.toml.
         assert c.name.startswith(c.kind + "-") or c.name.startswith("edge-"), c.name
@@ -99,6 +101,21 @@ def test_default_catalogue_covers_the_known_failure_modes(catalogue: list[Case])
     assert any(c.updates_per_apply == 2 for c in centering)
     assert any(c.teacher_2d for c in centering)
     assert any(zero_rank(c, c.batch_per_rank) for c in centering)
+    micro = [c for c in catalogue if c.micro_batches != 1]
+    assert {c.kind for c in micro} >= {"centering", "patch_centering", "cls", "ibot", "ibot_masked",
+                                       "dinov2"}
+
+    def unequal(c: Case) -> bool:  # micro-batches of unequal global counts at some world size
+        return any(len({sum(column) for column in zip(*c.micro_sizes(counts), strict=True)}) > 1
+                   for w in c.world_sizes for counts in c.micro_counts(w).values())
+
+    def empty_micro(c: Case) -> bool:  # a rank with rows, one of whose micro-batches is empty
+        return any(0 in sizes and sum(sizes) for w in c.world_sizes
+                   for counts in c.micro_counts(w).values() for sizes in c.micro_sizes(counts))
+
+    assert {c.kind for c in micro if unequal(c)} == {c.kind for c in micro}
+    assert any(not unequal(c) for c in micro)  # equal micro-batches too
+    assert any(empty_micro(c) for c in micro)
 
     sink = _find(catalogue, k=kind("sinkhorn"))
     assert {c.num_samples for c in sink} == {"global_int", "local_tensor", "local_int", "none"}
