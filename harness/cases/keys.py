@@ -71,6 +71,31 @@ def sizes(key: str, value: Any) -> tuple[int, ...]:
     raise v.bad(key, desc, value)
 
 
+_MICRO_DESC = ("an int >= 1, an array of ints >= 0 (every rank's micro-batch sizes), or an "
+               "array of such arrays, all of one length (rank r's: list[r % len])")
+
+
+@v.expecting(_MICRO_DESC)
+def micro_batches(key: str, value: Any) -> int | tuple[tuple[int, ...], ...]:
+    """An int M, or explicit sizes as a tuple of per-rank tuples (one for every rank)."""
+    if v.is_int(value):
+        if value < 1:
+            raise v.bad(key, _MICRO_DESC, value)
+        return int(value)
+
+    def sizes(x: Any) -> bool:
+        return isinstance(x, list) and bool(x) and all(v.is_int(n) and n >= 0 for n in x)
+
+    if sizes(value):
+        return (tuple(int(n) for n in value),)
+    if isinstance(value, list) and value and all(sizes(x) for x in value):
+        if len({len(x) for x in value}) != 1:
+            raise v.bad(key, "arrays of one length (every rank makes the same number of "
+                        "micro-batch calls)", value)
+        return tuple(tuple(int(n) for n in x) for x in value)
+    raise v.bad(key, _MICRO_DESC, value)
+
+
 _RATIO_DESC = "[lo, hi] with 0 <= lo <= hi <= 1, or a non-empty array of such pairs"
 
 

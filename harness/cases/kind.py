@@ -96,7 +96,16 @@ class Kind:
     check: Callable[[dict[str, Any], dict[str, Any]], None] | None = None
     #: Seed-API names a case's own calls need beyond ``needs``: ``call needs Name``.
     calls_missing: Callable[[Any, Any], list[str]] | None = None
+    #: The per-rank counts the ``micro_batches`` key cuts, by name, at a world size
+    #: (samples, masked patches, images): a kind has micro-batches iff it declares them,
+    #: and then lists the key.
+    micro_counts: Callable[[Any, int], dict[str, list[int]]] | None = None
     doc: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if ("micro_batches" in self.keys) != (self.micro_counts is not None):
+            raise ValueError(f"kind {self.name!r}: the micro_batches key goes with micro_counts, "
+                             "and only it does")
 
     def missing(self, api: Any) -> list[str]:
         """The seed-API names this kind calls that ``api`` lacks (dotted: a method of a

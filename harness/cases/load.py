@@ -259,6 +259,7 @@ def _check_counts(case: Case) -> None:
                         raise Bad(case._tensor(tensor).count_key, f"expected a non-empty batch in "
                                   f"every process group, got none in ranks {first}.."
                                   f"{first + case.group_size - 1} at world size {w}")
+    _check_micro_batches(case)
     for tensor in case.tensor_names():
         key = case._tensor(tensor).count_key
         for w in case.world_sizes:
@@ -271,3 +272,18 @@ def _check_counts(case: Case) -> None:
                 raise Bad("logits.outlier_index", f"expected an index into the global batch at every "
                           f"world size ({n} samples of {tensor!r} at world size {w}), got "
                           f"{case.logits.outlier_index}")
+
+
+def _check_micro_batches(case: Case) -> None:
+    """Explicit micro-batch sizes must add up to each rank's count of everything they cut,
+    at every world size."""
+    if isinstance(case.micro_batches, int):
+        return
+    for w in case.world_sizes:
+        for what, counts in case.micro_counts(w).items():
+            for rank, (sizes, n) in enumerate(zip(case.micro_sizes(counts), counts, strict=True)):
+                if sum(sizes) != n:
+                    raise Bad("micro_batches", f"expected each rank's micro-batch sizes to add up "
+                              f"to its {what} at every world size, got {list(sizes)} for rank "
+                              f"{rank}, which holds {n} at world size {w} (its {what} per rank: "
+                              f"{counts})")

@@ -4,7 +4,7 @@ A key is declared once, here: its name, type, default, validator, doc, and wheth
 kind has it (``common``). ``schema.KEYS``, the loader and the key table of
 ``cases/README.md`` are read from these fields. Adding a key is one field::
 
-    micro_batches: int = key(1, v.v_int(1), "micro-batches per optimizer step")
+    warmup_steps: int = key(0, v.v_int(0), "steps before the center is applied")
     layout: Layout = key("flat", v.v_enum(LAYOUTS), "process groups", common=True)
 
 (``key(default, validator, doc, common=..., default_doc=...)``; a closed set of values
@@ -42,7 +42,7 @@ from .choices import (
 )
 from .data import LogitsSpec, default_seed, generate
 from .keys import key, keys_of, table
-from .sharding import check_world_size, per_rank, shard_range
+from .sharding import check_world_size, micro_split, per_rank, shard_range
 from .tolerances import Tolerance, tolerance
 from .validate import MISSING
 
@@ -90,6 +90,12 @@ class Case:
     steps: int = key(5, v.v_int(1), "training steps")
     updates_per_apply: int = key(1, v.v_int(1), "`update_center` calls per "
                                  "`apply_center_update`")
+    micro_batches: int | tuple[tuple[int, ...], ...] = key(
+        1, keys.micro_batches, "micro-batches per optimizer step (gradient accumulation): each "
+        "rank cuts its shard (centering: of every update) into M consecutive micro-batches of "
+        "`ceil(n / M)` rows, the last ones shorter (empty where M > n), and calls the target "
+        "once per micro-batch; or their sizes, which must add up to each rank's count. The "
+        "golden is one step on the whole batch: see below")
     teacher_2d: bool = key(False, v.v_bool, "teacher as `[N, K]` rows instead of `[T, B, K]`; "
                            "then `views_teacher` does not apply and `batch_per_rank` counts rows")
     n_iterations: int = key(3, v.v_int(1), "Sinkhorn iterations")
@@ -149,6 +155,16 @@ class Case:
     def image_counts(self, world_size: int) -> list[int]:
         """Per-rank number of images (rows of the patch mask)."""
         return per_rank(self.images_per_rank, world_size)
+
+    def micro_sizes(self, counts: list[int]) -> list[list[int]]:
+        """Every rank's micro-batch sizes of its ``counts[r]`` rows (``micro_batches``)."""
+        return micro_split(counts, self.micro_batches)
+
+    def micro_counts(self, world_size: int) -> dict[str, list[int]]:
+        """The per-rank counts ``micro_batches`` cuts at ``world_size``, by name (the
+        kind's: samples, masked patches, images); none for a kind without micro-batches."""
+        counts = kinds.get(self.kind).micro_counts
+        return counts(self, world_size) if counts else {}
 
     def groups(self, world_size: int) -> list[range]:
         """The ranks of each process group at ``world_size`` (one, the world, ungrouped)."""

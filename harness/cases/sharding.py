@@ -13,6 +13,19 @@ def per_rank(sizes: tuple[int, ...], world_size: int) -> list[int]:
     return [sizes[r % len(sizes)] for r in range(world_size)]
 
 
+def micro_split(counts: list[int], micro: int | tuple[tuple[int, ...], ...]) -> list[list[int]]:
+    """Every rank's micro-batch sizes of its ``counts[r]`` rows (the ``micro_batches`` key).
+
+    An int M cuts each rank's rows into M consecutive micro-batches of ``ceil(n / M)``
+    rows, the last ones shorter (empty where M > n): every rank makes M calls, an empty
+    one too. Explicit sizes give rank r ``micro[r % len(micro)]`` (validated against the
+    counts when the case is loaded)."""
+    if isinstance(micro, int):
+        return [[max(0, min(-(-n // micro), n - -(-n // micro) * m)) for m in range(micro)]
+                for n in counts]
+    return [list(micro[r % len(micro)]) for r in range(len(counts))]
+
+
 def check_world_size(world_size: int) -> None:
     if not is_int(world_size) or world_size < 1:
         raise ValueError(f"world_size must be an int >= 1, got {world_size!r}")

@@ -48,6 +48,7 @@ NOT_SEARCHABLE = {"comms": NOT_DRAWN["comms"]}
 #: and a distributed mistake shows on a handful of samples.
 MAX_BATCH, MAX_MASKED, MAX_IMAGES = 12, 24, 6
 MAX_STEPS, MAX_ITERATIONS, MAX_VIEWS = 6, 6, 6
+MAX_MICRO = 4  # micro-batches per step
 #: Round prototype counts, the default (128) first; then any K.
 ROUND_K = (128, 8, 16, 32, 64, 256, 512, 1024, 4096, 65536)
 MAX_K = 3000
@@ -184,6 +185,40 @@ def _group_size(d: Draw) -> Any:
     return _optional(st.sampled_from(sizes)) if sizes else OMIT
 
 
+def _micro_batches(d: Draw) -> Any:
+    """None first (one call per step); then M micro-batches of equal cut, or -- where the
+    kind's micro-batches cut one count -- every rank's sizes, cut at drawn places (empty
+    micro-batches and unequal ones included: what a mean of per-micro-batch means gets
+    wrong)."""
+    equal = st.integers(2, MAX_MICRO)
+    counts = _micro_counts(d)
+    if counts is None:
+        return _optional(equal)
+
+    def cuts(n: int, m: int) -> Any:
+        return st.lists(st.integers(0, n), min_size=m - 1, max_size=m - 1).map(
+            lambda points: [b - a for a, b in zip([0, *sorted(points)], [*sorted(points), n],
+                                                    strict=True)])
+
+    explicit = st.integers(2, MAX_MICRO).flatmap(
+        lambda m: st.tuples(*(cuts(n, m) for n in counts)).map(list))
+    return _optional(st.one_of(equal, explicit))
+
+
+def _micro_counts(d: Draw) -> list[int] | None:
+    """Every rank's count the drawn case's micro-batches cut, when they cut one (dinov2
+    cuts two: explicit sizes would have to fit both)."""
+    from ..cases import case_from_table
+    from ..errors import CaseError
+
+    try:
+        case = case_from_table(dict(d.table))
+    except CaseError:
+        return None
+    counts = case.micro_counts(d.world)
+    return next(iter(counts.values())) if len(counts) == 1 else None
+
+
 def _global_batch(d: Draw) -> int:
     """The drawn batch over every rank at the drawn world size."""
     sizes = d.value("batch_per_rank")
@@ -242,6 +277,7 @@ STRATEGIES: dict[str, Strategy] = {
     "views_teacher": _views_teacher,
     "views_student": _views_student,
     "updates_per_apply": lambda d: st.integers(1, 3),
+    "micro_batches": _micro_batches,
     "teacher_norm": lambda d: st.sampled_from(TEACHER_NORMS),
     "n_iterations": _sinkhorn_key(st.integers(1, MAX_ITERATIONS)),
     "num_samples": _sinkhorn_key(st.sampled_from(NUM_SAMPLES)),

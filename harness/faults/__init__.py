@@ -59,6 +59,16 @@ FAULTS: dict[str, Fault] = {
         ("centering", "comms"),
         Variant(updates_accumulate=False),
     ),
+    "center_ema_per_micro_batch": Fault(
+        "The center's EMA steps at every update_center (every micro-batch), not once per optimizer step.",
+        ("centering", "patch_centering"),
+        Variant(center_ema_per="update"),
+    ),
+    "center_mean_of_micro_batch_means": Fault(
+        "The step's batch center is the mean of per-micro-batch means: wrong on unequal micro-batches.",
+        ("centering", "patch_centering"),
+        Variant(center_updates_combine="mean_of_means"),
+    ),
     "sinkhorn_rows_not_reduced": Fault(
         "Sinkhorn's prototype (row) sums are not all-reduced.",
         ("sinkhorn", "comms"),
@@ -109,6 +119,17 @@ FAULTS: dict[str, Fault] = {
         "The masked iBOT loss is divided by this rank's image count, as DINOv2's forward_masked does.",
         ("ibot_masked",),
         Variant(ibot_masked_normalisation="local_images"),
+    ),
+    "loss_mean_of_micro_batch_means": Fault(
+        "Each micro-batch's loss is weighed 1 / M, not by its share of the step: a mean of "
+        "per-micro-batch means.",
+        ("cls", "ibot", "dinov2", "ibot_masked"),
+        Variant(micro_batch_weights="equal"),
+    ),
+    "sinkhorn_per_micro_batch": Fault(
+        "The teacher's Sinkhorn normalises each micro-batch alone, not the step's whole batch.",
+        ("cls", "ibot", "dinov2"),
+        Variant(sinkhorn_scope="micro_batch"),
     ),
     "koleo_local_neighbours": Fault(
         "KoLeo searches each sample's nearest neighbours in its rank's own batch only.",

@@ -71,6 +71,11 @@ MISTAKES: tuple[Mistake, ...] = (
             grid="bfloat16"),
     Mistake("updates_overwrite", "a second update_center before apply drops the first "
             "batch", "center", ("updates_accumulate", False)),
+    Mistake("center_ema_per_micro_batch", "the center's EMA steps at every update_center (every "
+            "micro-batch), not once per optimizer step", "center", ("center_ema_per", "update")),
+    Mistake("center_mean_of_micro_batch_means", "the step's batch center is the mean of "
+            "per-micro-batch means (wrong on unequal micro-batches)", "center",
+            ("center_updates_combine", "mean_of_means")),
     Mistake("sinkhorn_rows_not_reduced", "Sinkhorn's prototype (row) sums are not all-reduced",
             "sinkhorn", ("sinkhorn_row_all_reduce", False)),
     Mistake("sinkhorn_local_count", "Sinkhorn divides by a rank-local sample count B (Q /= B "
@@ -83,11 +88,18 @@ MISTAKES: tuple[Mistake, ...] = (
             ("sinkhorn_shift", "per_sample"), also=(("sinkhorn_shift", "per_sample_raw"),)),
     Mistake("sinkhorn_one_iteration_short", "Sinkhorn runs one iteration fewer than asked",
             "sinkhorn", ("sinkhorn_iterations_delta", -1)),
+    Mistake("sinkhorn_per_micro_batch", "the teacher's Sinkhorn normalises each micro-batch "
+            "alone, not the optimizer step's whole batch", "sinkhorn",
+            ("sinkhorn_scope", "micro_batch")),
     Mistake("diagonal_not_excluded", "the CLS loss pairs each view with its own crop too "
             "(s == t not excluded)", "loss", ("cls_pairs", "all")),
     Mistake("loss_local_batch", "the CLS loss is normalised by the local batch, not scaled to "
             "the global one (wrong on uneven shards)", "loss",
             ("cls_normalisation", "local_batch")),
+    Mistake("loss_mean_of_micro_batch_means", "each micro-batch's loss is weighed 1 / M "
+            "(loss / M), not by its share of the step: the step's loss is a mean of "
+            "per-micro-batch means (wrong on unequal micro-batches)", "loss",
+            ("micro_batch_weights", "equal")),
     Mistake("center_count_float16", "the center's all-reduced row count is held in float16 "
             "(exact up to 2048 rows, rounded above)", "center",
             ("center_count_dtype", "float16")),

@@ -56,6 +56,13 @@ class Flaws(NamedTuple):
     #: False: the collectives span the whole world, not the process group handed over
     #: (the kinds model it by predicting the group's ranks from the whole world's shards).
     process_group_used: bool = True
+    # -- micro-batches (one optimizer step in several calls) --------------------------
+    center_ema_per: Literal["apply", "update"] = "apply"
+    center_updates_combine: Literal["rows", "mean_of_means"] = "rows"
+    micro_batch_weights: Literal["step_share", "equal"] = "step_share"
+    #: "micro_batch": the teacher of each micro-batch normalised alone (the kinds model it
+    #: by handing :func:`sinkhorn` each micro-batch's rows of every rank).
+    sinkhorn_scope: Literal["step", "micro_batch"] = "step"
 
 
 CORRECT = Flaws()
@@ -77,10 +84,10 @@ def centers(batches: Sequence[Sequence[Sequence[F64]]], momentum: float, flaws: 
     """Every rank's center before each step and after the last apply.
 
     ``batches[rank][step][update]`` is the ``[rows, K]`` batch a rank passes to one
-    ``update_center`` (several per step: gradient accumulation); each step applies what
-    the steps before it queued. ``center_init`` is the style's start: "first" (no center
-    until the first batch center becomes it) or "zero" (an EMA from zero).
-    Returns ``[rank][0..steps]``: ``[K]`` arrays, None where a rank has no center yet.
+    ``update_center`` (several per step: gradient accumulation, micro-batches); each step
+    applies what the steps before it queued, once. ``center_init`` is the style's start:
+    "first" (no center until the first batch center becomes it) or "zero" (an EMA from
+    zero). Returns ``[rank][0..steps]``: ``[K]`` arrays, None where a rank has no center yet.
     """
     world = len(batches)
     k = next(b.shape[-1] for rank in batches for step in rank for b in step)
@@ -94,11 +101,26 @@ def centers(batches: Sequence[Sequence[Sequence[F64]]], momentum: float, flaws: 
         for rank in range(world):
             parts = [sum(packed[r][i] for r in range(world)) if flaws.center_all_reduce
                      else packed[rank][i] for i in range(len(updates))]
-            total = sum(parts)
-            local_rows = sum(batches[rank][step][u].shape[0] for u in updates)
-            state[rank] = _apply(state[rank], total, local_rows, world, momentum, flaws)
+            rows = [batches[rank][step][u].shape[0] for u in updates]
+            # one EMA step over the step's updates, or (the mistake) one per update
+            applies = ([([p], [n]) for p, n in zip(parts, rows, strict=True)]
+                       if flaws.center_ema_per == "update" else [(parts, rows)])
+            for queued, local in applies:
+                state[rank] = _apply(state[rank], _combined(queued, flaws), sum(local), world,
+                                     momentum, flaws)
             out[rank].append(None if state[rank] is None else state[rank].copy())
     return out
+
+
+def _combined(parts: Sequence[F64], flaws: Flaws) -> F64:
+    """One apply's queued ``[row sum, row count]`` updates as one: summed (every row alike),
+    or -- the mean of per-micro-batch means -- each update's mean averaged, at the summed
+    count (so the apply's divisor gives that average back)."""
+    total = sum(parts)
+    if flaws.center_updates_combine != "mean_of_means":
+        return total
+    mean = np.mean([p[:-1] / max(p[-1], 1.0) for p in parts], axis=0)
+    return np.append(mean * total[-1], total[-1])
 
 
 def _packed(rows: F64, flaws: Flaws) -> F64:
@@ -271,6 +293,33 @@ def ibot_masked_local(students: Sequence[F64], teachers: Sequence[F64], masks: S
         total = -float(np.sum(weight * t * log_p))
         grad = weight * (np.exp(log_p) * t.sum(axis=-1, keepdims=True) - t) / temp
         out.append((total * scale, grad * scale))
+    return out
+
+
+def micro_weights(counts: Sequence[Sequence[int]], flaws: Flaws = CORRECT) -> list[float]:
+    """What each micro-batch's loss is weighed by, from every rank's ``counts[rank][m]`` (in
+    the loss term's own count): its share of the step's global count, ``G_m / G`` (0 when
+    no rank has anything); ``micro_batch_weights="equal"``: 1 / M (``loss / M``)."""
+    m = len(counts[0])
+    if flaws.micro_batch_weights == "equal":
+        return [1.0 / m] * m
+    global_counts = [float(sum(column)) for column in zip(*counts, strict=True)]
+    total = sum(global_counts)
+    return [g / total if total else 0.0 for g in global_counts]
+
+
+def accumulated(per_micro: Sequence[Sequence[tuple[float, F64]]], weights: Sequence[float],
+                axis: int) -> list[tuple[float, F64]]:
+    """Every rank's (step loss, step gradient) from ``per_micro[m][rank]``, each micro-batch's
+    (local loss, gradient w.r.t. its rows) weighed by ``weights[m]``: the loss summed, the
+    gradients of the micro-batches' rows joined along ``axis`` (they are consecutive)."""
+    world = len(per_micro[0])
+    out = []
+    for rank in range(world):
+        parts = [(w * micro[rank][0], w * micro[rank][1])
+                 for w, micro in zip(weights, per_micro, strict=True)]
+        out.append((float(sum(loss for loss, _ in parts)),
+                    np.concatenate([grad for _, grad in parts], axis=axis)))
     return out
 
 

@@ -3,11 +3,18 @@
 The mean over ranks of the local losses must equal the single-process loss, and
 ``grad(local loss) / world_size`` must equal the rank's slice of the single-process
 gradient -- DDP averages gradients, so this is what training actually optimises.
+
+With ``micro_batches`` a rank's local loss is one optimizer step's, accumulated as a
+training loop does (:mod:`._micro`): the step's teacher probs once, on the rank's whole
+shard (DINOv2 computes its teacher once per step), then per micro-batch the loss on its
+rows and a backward; the step's local loss is the sum of the micro-batch losses, each
+weighed by its share of the step (by the target itself inside its ``micro_batches``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -15,13 +22,14 @@ import numpy as np
 
 from .. import golden
 from ..cases import shard
-from ..cases.kind import Kind, Tensor
+from ..cases.kind import Kind, Tensor, has_api_name
 from ..cases.schema import KEYS
 from ..cases.validate import Bad, got
 from ..checks import oracle
 from ..checks.collect import Checks
 from ..checks.diagnose import Diagnosis, explain, modelled_world
 from ..golden import sharded
+from . import _micro
 
 if TYPE_CHECKING:
     from ..checks.job import Job
@@ -45,11 +53,16 @@ STUDENT_KEYS = frozenset({"student_dtype", "student_temp"})
 
 @dataclass(frozen=True)
 class Part:
-    """One loss term: its (student, teacher logits) tensors, and the key of its weight."""
+    """One loss term: its (student, teacher logits) tensors, the key of its weight, the
+    count its micro-batches cut, and whether the loss object's own ``sinkhorn_knopp_teacher``
+    is its teacher's (DINOv2Loss's is its CLS head's: the patch teacher goes through
+    ``sinkhorn_knopp``)."""
 
     student: str
     teacher: str
     weight_key: str | None = None
+    count: str = _micro.SAMPLES
+    loss_sinkhorn: bool = True
 
     def weight(self, case: Any) -> float:
         return getattr(case, self.weight_key) if self.weight_key else 1.0
@@ -84,7 +97,7 @@ def loss_kind(name: str, order: int, parts: dict[str, Part], needs: str,
     grouped case's ranks, with its ``process_group``); its forward takes (student, teacher
     probs) of every part in order."""
     tensors = {**(CLS_TENSORS if "cls" in parts else {}), **(PATCH_TENSORS if "patch" in parts else {})}
-    keys = STUDENT_KEYS | SINKHORN_KEYS | {"teacher_norm", "group_size"}
+    keys = STUDENT_KEYS | SINKHORN_KEYS | {"teacher_norm", "group_size", "micro_batches"}
     keys |= (CLS_KEYS if "cls" in parts else frozenset()) | (PATCH_KEYS if "patch" in parts else frozenset())
     keys |= {p.weight_key for p in parts.values() if p.weight_key}
 
@@ -98,9 +111,14 @@ def loss_kind(name: str, order: int, parts: dict[str, Part], needs: str,
         for part, bound in bounds.items():
             yield from (abs(parts[part].weight(case)) * b for b in bound(case))
 
+    def calls_missing(case: Any, api: Any) -> list[str]:
+        return _sinkhorn_missing(case, api) + _weighing_missing(case, api, needs, parts)
+
     return Kind(name=name, order=order, keys=frozenset(keys), tensors=tensors,
                 needs=(needs,), rank_program=rank_program, verify=verify,
-                grad_bounds=grad_bounds, check=_softmax_rule, calls_missing=_sinkhorn_missing)
+                grad_bounds=grad_bounds, check=_softmax_rule, calls_missing=calls_missing,
+                micro_counts=lambda case, world: {
+                    part.count: case.shard_sizes(part.student, world) for part in parts.values()})
 
 
 def _sinkhorn_missing(case: Any, api: Any) -> list[str]:
@@ -110,41 +128,101 @@ def _sinkhorn_missing(case: Any, api: Any) -> list[str]:
     return []
 
 
-def _leaf(job: Job, api: Any, rank: int, device: Any, part: Part) -> tuple[Any, Any]:
-    """(student logits requiring grad, teacher probs) of this rank's shard of one input."""
+def _weighing_missing(case: Any, api: Any, needs: str, parts: dict[str, Part]) -> list[str]:
+    """Micro-batches of a loss of several terms need the loss to weigh each term by its own
+    share of the step: the loop's one scale per micro-batch cannot."""
+    if case.micro_batches == 1 or len(parts) == 1 or has_api_name(api, f"{needs}.micro_batches"):
+        return []
+    return [f"{needs}.micro_batches (micro-batches of a loss whose terms have their own counts, "
+            f"{' and '.join(p.count for p in parts.values())}: one scale per micro-batch "
+            "cannot weigh each term by its own share of the step)"]
+
+
+def _teacher_probs(job: Job, api: Any, rank: int, device: Any, part: Part,
+                   loss: Any = None) -> Any:
+    """The teacher probs of this rank's shard of one input: softmax, or the Sinkhorn over
+    every view's rows of every rank, as DINOv2 training does -- the target's
+    ``sinkhorn_knopp``, or ``loss``'s own ``sinkhorn_knopp_teacher`` when given (inside
+    its ``micro_batches``: the step's teacher)."""
     import torch
 
     from ..checks.job import group_kwargs, num_samples_arg, to_torch
 
     case = job.case
-    sizes = job.world_counts(part.student, rank)
-    axis = case.sample_axis(part.student)
-    student = to_torch(job.shard(part.student, rank), case.student_dtype, device)
     teacher = to_torch(job.shard(part.teacher, rank), case.teacher_dtype, device)
     if case.teacher_norm == "softmax":
-        probs = torch.softmax(teacher.float() / case.teacher_temp, dim=-1)
-    else:  # Sinkhorn over every view's rows of every rank, as DINOv2 training does
-        rows = teacher.reshape(-1, teacher.shape[-1])
-        views = teacher.shape[0] if axis == 1 else 1  # [T, B, K] CLS or [M, K] patches
-        global_rows = sum(sizes) * views
-        num_samples = num_samples_arg(case.num_samples, rows.shape[0], global_rows, device)
-        probs = api.sinkhorn_knopp(rows, case.teacher_temp, num_samples, case.n_iterations,
-                                   **group_kwargs()).reshape(teacher.shape)
-    return student.requires_grad_(True), probs
+        return torch.softmax(teacher.float() / case.teacher_temp, dim=-1)
+    sizes = job.world_counts(part.student, rank)
+    rows = teacher.reshape(-1, teacher.shape[-1])
+    views = teacher.shape[0] if case.sample_axis(part.student) == 1 else 1  # [T, B, K] or [M, K]
+    num_samples = num_samples_arg(case.num_samples, rows.shape[0], sum(sizes) * views, device)
+    if loss is not None:
+        return loss.sinkhorn_knopp_teacher(teacher, case.teacher_temp, num_samples,
+                                           case.n_iterations)
+    return api.sinkhorn_knopp(rows, case.teacher_temp, num_samples, case.n_iterations,
+                              **group_kwargs()).reshape(teacher.shape)
+
+
+def _student(job: Job, rank: int, device: Any, part: Part) -> Any:
+    """This rank's student logits of one input, requiring grad."""
+    from ..checks.job import to_torch
+
+    case = job.case
+    return to_torch(job.shard(part.student, rank), case.student_dtype, device).requires_grad_(True)
 
 
 def _rank_program(ctx: RankContext, job: Job, parts: dict[str, Part],
                   make_loss: Callable[[Any, Any], Any]) -> dict[str, Any]:
-    from ..checks.job import group_kwargs, to_host  # torch: on the ranks only
+    from ..checks.job import group_kwargs  # torch: on the ranks only
+
+    if _micro.active(job):
+        return _micro_program(ctx, job, parts, make_loss)
+    case, api = job.case, job.target_api().api
+    students = {name: _student(job, ctx.rank, ctx.device, part) for name, part in parts.items()}
+    probs = {name: _teacher_probs(job, api, ctx.rank, ctx.device, part)
+             for name, part in parts.items()}
+    loss = make_loss(api, case, **group_kwargs())(
+        *[tensor for name in parts for tensor in (students[name], probs[name])])
+    loss.backward()
+    return {"loss": float(loss.detach().float().item()), "grads": _grads(students)}
+
+
+def _micro_program(ctx: RankContext, job: Job, parts: dict[str, Part],
+                   make_loss: Callable[[Any, Any], Any]) -> dict[str, Any]:
+    """One optimizer step in micro-batches: the step's teacher once, then per micro-batch
+    the loss and its backward; the local loss is their sum (:mod:`._micro`)."""
+    from ..checks.job import group_kwargs  # torch: on the ranks only
 
     case, api = job.case, job.target_api().api
-    inputs = {name: _leaf(job, api, ctx.rank, ctx.device, part) for name, part in parts.items()}
-    loss = make_loss(api, case, **group_kwargs())(
-        *[tensor for name in parts for tensor in inputs[name]])
-    loss.backward()
-    return {"loss": float(loss.detach().float().item()),
-            "grads": {name: to_host(inputs[name][0].grad) if inputs[name][0].grad is not None
-                      else np.zeros(inputs[name][0].shape) for name in parts}}
+    loss = make_loss(api, case, **group_kwargs())
+    weighs = _micro.target_weighs(loss)
+    sizes = {name: _micro.sizes(job, part.count)[ctx.rank] for name, part in parts.items()}
+    students = {name: _student(job, ctx.rank, ctx.device, part) for name, part in parts.items()}
+    # A target that weighs its micro-batches itself; else the loop does, one scale each
+    # (one term: the kind skips a loss of several terms that cannot weigh them).
+    shares = [1.0] * len(next(iter(sizes.values()))) if weighs else \
+        _micro.shares(job, next(iter(parts.values())).count, ctx.rank)
+    total = 0.0
+    with loss.micro_batches(*sizes.values()) if weighs else nullcontext():
+        pieces = {}
+        for name, part in parts.items():
+            probs = _teacher_probs(job, api, ctx.rank, ctx.device, part,
+                                   loss if weighs and part.loss_sinkhorn else None)
+            axis = case.sample_axis(part.student)
+            pieces[name] = list(zip(_micro.cut(students[name], sizes[name], axis),
+                                    _micro.cut(probs, sizes[name], axis), strict=True))
+        for m, share in enumerate(shares):
+            value = loss(*[tensor for name in parts for tensor in pieces[name][m]]) * share
+            value.backward()
+            total += float(value.detach().float().item())
+    return {"loss": total, "grads": _grads(students)}
+
+
+def _grads(students: dict[str, Any]) -> dict[str, np.ndarray]:
+    from ..checks.job import to_host
+
+    return {name: to_host(leaf.grad) if leaf.grad is not None else np.zeros(leaf.shape)
+            for name, leaf in students.items()}
 
 
 def _inputs(job: Job, parts: dict[str, Part]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -193,26 +271,48 @@ def _diagnosis(job: Job, target: Target, parts: dict[str, Part], ranks: list[dic
     # show in the loss too, alone or with a loss mistake.
     sinkhorn = case.teacher_norm == "sinkhorn"
 
+    def sinkhorn_of(logits: list[np.ndarray], flaws: sharded.Flaws) -> list[np.ndarray]:
+        """Every rank's Sinkhorn of its ``logits`` (all ranks together), shapes kept."""
+        rows = sharded.sinkhorn([x.reshape(-1, x.shape[-1]) for x in logits],
+                                case.teacher_temp, case.n_iterations, flaws)
+        return [q.reshape(x.shape) for q, x in zip(rows, logits, strict=True)]
+
     def local(flaws: sharded.Flaws, whole: bool, scope: Job = job,
               inputs: dict[str, tuple[np.ndarray, np.ndarray]] = arrays
               ) -> list[tuple[float, dict[str, np.ndarray]]]:
         out: list[tuple[float, dict[str, np.ndarray]]] = []
         for name, part in parts.items():
             sizes = [sum(scope.counts(part.student))] if whole else scope.counts(part.student)
+            micro = [sizes] if whole else _micro.scope_sizes(scope, part.count)
             axis = case.sample_axis(part.student)
             student, teacher = ([shard(a, sizes, r, axis) for r in range(len(sizes))]
                                 for a in inputs[name])
+
+            def pieces(per_rank: list[np.ndarray], m: int, micro: list[list[int]] = micro,
+                       axis: int = axis) -> list[np.ndarray]:
+                """Micro-batch m of every rank's rows."""
+                return [_micro.cut(x, micro[r], axis)[m] for r, x in enumerate(per_rank)]
+
+            n_micro = range(len(micro[0]))
             if sinkhorn and flaws != sharded.CORRECT:  # each rank's own (flawed) Sinkhorn
                 logits = [shard(a, sizes, r, axis) for r in range(len(sizes))
                           for a in [quantised(scope.data()[part.teacher], case.teacher_dtype)]]
-                rows = sharded.sinkhorn([x.reshape(-1, x.shape[-1]) for x in logits],
-                                        case.teacher_temp, case.n_iterations, flaws)
-                teacher = [q.reshape(x.shape) for q, x in zip(rows, logits, strict=True)]
+                # each micro-batch's rows alone: where the loss's own Sinkhorn normalises them
+                if flaws.sinkhorn_scope == "micro_batch" and part.loss_sinkhorn:
+                    alone = [sinkhorn_of(pieces(logits, m), flaws) for m in n_micro]
+                    teacher = [np.concatenate([q[r] for q in alone], axis=axis)
+                               for r in range(len(sizes))]
+                else:
+                    teacher = sinkhorn_of(logits, flaws)
             if name == "cls":
-                per_rank = sharded.cls_local(student, teacher, case.student_temp, flaws,
-                                             reduction=target.semantics.cls_reduction)
+                per_micro = [sharded.cls_local(pieces(student, m), pieces(teacher, m),
+                                               case.student_temp, flaws,
+                                               reduction=target.semantics.cls_reduction)
+                             for m in n_micro]
             else:
-                per_rank = sharded.ibot_local(student, teacher, case.student_temp, flaws)
+                per_micro = [sharded.ibot_local(pieces(student, m), pieces(teacher, m),
+                                                case.student_temp, flaws) for m in n_micro]
+            per_rank = sharded.accumulated(per_micro, sharded.micro_weights(micro, flaws), axis)
             weight = part.weight(case)
             if not out:
                 out = [(0.0, {}) for _ in per_rank]

@@ -2,13 +2,20 @@
 
 Each step uses the center built from the steps before it (one-step lag): the program calls
 ``softmax_center_teacher`` (which waits for and applies last step's async update), then
-``update_center`` once per micro-batch (``updates_per_apply`` > 1: gradient accumulation).
+``update_center`` once per batch (``updates_per_apply`` > 1: several before one apply).
+With ``micro_batches`` each rank cuts each of those batches into micro-batches, as a
+gradient-accumulation loop does: per micro-batch of the step's first batch its teacher
+probs (``update_centers`` only on the first: the step's center for every micro-batch),
+then its ``update_center``; one apply per step. The golden is the single-process run,
+one call per batch: one EMA step over every micro-batch's rows.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from .. import golden
 from ..cases import shard
@@ -18,6 +25,7 @@ from ..checks import oracle
 from ..checks.collect import Checks
 from ..checks.diagnose import Diagnosis, explain, modelled_world
 from ..golden import sharded
+from . import _micro
 
 if TYPE_CHECKING:
     from ..checks.job import Job
@@ -33,6 +41,7 @@ class Head:
     are its kind's ``teacher`` tensor: the CLS head's batch, the patch head's tokens)."""
 
     loss: str
+    count: str = _micro.SAMPLES  # what the teacher's rows are, and micro-batches cut
 
     def build(self, api: Any, case: Any) -> Any:
         from ..checks.job import group_kwargs  # torch: on the ranks only
@@ -66,18 +75,27 @@ def rank_program(ctx: RankContext, job: Job, head: Head = CLS_HEAD) -> dict[str,
 
     case, api = job.case, job.target_api().api
     local = job.shard("teacher", ctx.rank)
+    sizes = (_micro.sizes(job, head.count)[ctx.rank] if _micro.active(job)
+             else [local.shape[BATCH_AXIS]])
     loss = head.build(api, case)
     probs, centers = [], []
     for step in range(case.steps):
-        micro = [to_torch(local[step, u], case.teacher_dtype, ctx.device)
-                 for u in range(case.updates_per_apply)]
-        # The step labels every collective: a rank that skips one is named with its step.
-        with collective_log.step(f"step {step} softmax_center_teacher"):
-            probs.append(to_host(loss.softmax_center_teacher(micro[0], case.teacher_temp)))
-        centers.append(center_of(loss))
-        with collective_log.step(f"step {step} update_center"):
-            for batch in micro:
-                loss.update_center(batch)
+        step_probs = []
+        for update in range(case.updates_per_apply):
+            for m, rows in enumerate(_micro.cut(local[step, update], sizes, BATCH_AXIS)):
+                batch = to_torch(rows, case.teacher_dtype, ctx.device)
+                # The step labels every collective: a rank that skips one is named with its step.
+                if update == 0:  # the step's teacher probs, under the step's center
+                    with collective_log.step(f"step {step} softmax_center_teacher"):
+                        step_probs.append(to_host(
+                            loss.softmax_center_teacher(batch, case.teacher_temp) if m == 0 else
+                            loss.softmax_center_teacher(batch, case.teacher_temp,
+                                                        update_centers=False)))
+                    if m == 0:
+                        centers.append(center_of(loss))
+                with collective_log.step(f"step {step} update_center"):
+                    loss.update_center(batch)
+        probs.append(np.concatenate(step_probs, axis=BATCH_AXIS))
     with collective_log.step("apply_center_update"):
         loss.apply_center_update()
     centers.append(center_of(loss))
@@ -129,20 +147,23 @@ def _diagnosis(job: Job, target: Target, teacher: Any, ranks: list[dict], single
     case, tol = job.case, job.tolerance("center")
     k = teacher.shape[-1]
 
-    def batches(rows: Any, sizes: list[int]) -> list[list[list[Any]]]:
-        return [[[shard(rows[step, u], sizes, rank, BATCH_AXIS).reshape(-1, k)
-                  for u in range(case.updates_per_apply)] for step in range(case.steps)]
-                for rank in range(len(sizes))]
+    def batches(rows: Any, sizes: list[int], micro: list[list[int]]) -> list[list[list[Any]]]:
+        """[rank][step][update_center call]: each update's shard, cut into micro-batches."""
+        return [[[piece.reshape(-1, k) for u in range(case.updates_per_apply)
+                  for piece in _micro.cut(shard(rows[step, u], sizes, rank, BATCH_AXIS),
+                                          micro[rank], BATCH_AXIS)]
+                 for step in range(case.steps)] for rank in range(len(sizes))]
 
-    whole = batches(teacher, [teacher.shape[BATCH_AXIS]])
+    total = teacher.shape[BATCH_AXIS]
+    whole = batches(teacher, [total], [[total]])
     init = target.semantics.center_init
     observed = [(c, tol) for out in [*ranks, single] for c in out["centers"]]
 
     def predict(flaws: sharded.Flaws) -> list[Any]:
         world, pick = modelled_world(job, flaws)
         rows = teacher if world is job else quantised(world.data()["teacher"], case.teacher_dtype)
-        dist = sharded.centers(batches(rows, world.counts("teacher")), case.momentum, flaws,
-                               center_init=init)[pick]
+        per_rank = batches(rows, world.counts("teacher"), _micro.scope_sizes(world, head.count))
+        dist = sharded.centers(per_rank, case.momentum, flaws, center_init=init)[pick]
         per_rank = [*dist, sharded.centers(whole, case.momentum, flaws, center_init=init)[0]]
         return [c for rank in per_rank for c in rank]
 
@@ -153,11 +174,12 @@ KIND = Kind(
     name="centering",
     order=0,
     keys=frozenset({"views_teacher", "batch_per_rank", "momentum", "steps", "updates_per_apply",
-                    "group_size",
+                    "group_size", "micro_batches",
                     "teacher_2d"}),
     tensors={"teacher": Tensor(1, "batch", "teacher", _lead)},
     needs=("DINOv1Loss",),
     rank_program=rank_program,
     verify=verify,
     check=_check,
+    micro_counts=lambda case, world: {CLS_HEAD.count: case.shard_sizes("teacher", world)},
 )

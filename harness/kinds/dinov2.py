@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from ._losses import Part, cls_bound, loss_kind, patch_bound
+from ._micro import MASKED
 
 KIND = loss_kind(
     "dinov2", 4,
     {"cls": Part("student", "teacher_logits", "dino_weight"),
-     "patch": Part("student_patch", "teacher_patch_logits", "ibot_weight")},
+     "patch": Part("student_patch", "teacher_patch_logits", "ibot_weight", count=MASKED,
+                   loss_sinkhorn=False)},
     "DINOv2Loss",
     lambda api, case, **group: api.DINOv2Loss(dino_loss_weight=case.dino_weight,
                                               ibot_loss_weight=case.ibot_weight,

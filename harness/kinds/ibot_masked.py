@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Iterable
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,6 +34,7 @@ from ..cases.sharding import per_rank
 from ..checks.collect import Checks
 from ..checks.diagnose import Diagnosis, explain
 from ..golden import sharded
+from . import _micro
 from ._losses import STUDENT_KEYS, _softmax_rule
 
 if TYPE_CHECKING:
@@ -105,20 +107,33 @@ def rank_program(ctx: RankContext, job: Job) -> dict[str, Any]:
                        ctx.device).requires_grad_(True)
     teacher = to_torch(job.shard("teacher_masked_logits", ctx.rank), case.teacher_dtype,
                        ctx.device)
-    flat = torch.tensor(job.local(masks(case, world), case.image_counts(world), ctx.rank, 0),
-                        dtype=torch.bool, device=ctx.device)
+    layout = job.local(masks(case, world), case.image_counts(world), ctx.rank, 0)
     loss_module = getattr(api, LOSS)(student_temp=case.student_temp)
-    if case.teacher_norm == "softmax":
-        probs = torch.softmax(teacher.float() / case.teacher_temp, dim=-1)
-    else:  # a fresh LOCAL count each call: the real code all-reduces it in place
-        local = torch.tensor([teacher.shape[0]], dtype=torch.long, device=ctx.device)
-        probs = loss_module.sinkhorn_knopp_teacher(teacher, teacher_temp=case.teacher_temp,
-                                                   n_masked_patches_tensor=local,
-                                                   n_iterations=case.n_iterations)
-    loss = loss_module.forward_masked(student, probs, student_masks_flat=flat)
-    loss.backward()
+    # Micro-batches of whole images (:mod:`._micro`); the run without them: one of all.
+    images = (_micro.sizes(job, _micro.IMAGES)[ctx.rank] if _micro.active(job)
+              else [layout.shape[0]])
+    weighs = _micro.active(job) and _micro.target_weighs(loss_module)
+    shares = (_micro.shares(job, _micro.IMAGES, ctx.rank) if _micro.active(job) and not weighs
+              else [1.0] * len(images))
+    image_masks = _micro.cut(layout, images, 0)
+    rows = [int(m.sum()) for m in image_masks]  # a micro-batch's masked patches
+    total = 0.0
+    with loss_module.micro_batches(images) if weighs else nullcontext():
+        if case.teacher_norm == "softmax":
+            probs = torch.softmax(teacher.float() / case.teacher_temp, dim=-1)
+        else:  # the step's, with a fresh LOCAL count: the real code all-reduces it in place
+            local = torch.tensor([teacher.shape[0]], dtype=torch.long, device=ctx.device)
+            probs = loss_module.sinkhorn_knopp_teacher(teacher, teacher_temp=case.teacher_temp,
+                                                       n_masked_patches_tensor=local,
+                                                       n_iterations=case.n_iterations)
+        for s, p, mask, share in zip(_micro.cut(student, rows, 0), _micro.cut(probs, rows, 0),
+                                     image_masks, shares, strict=True):
+            flat = torch.tensor(mask, dtype=torch.bool, device=ctx.device)
+            loss = loss_module.forward_masked(s, p, student_masks_flat=flat) * share
+            loss.backward()
+            total += float(loss.detach().float().item())
     grad = student.grad if student.grad is not None else torch.zeros_like(student)
-    return {"loss": float(loss.detach().float().item()), "grad": to_host(grad),
+    return {"loss": total, "grad": to_host(grad),
             "probs": to_host(probs) if case.teacher_norm == "sinkhorn" else None}
 
 
@@ -177,17 +192,27 @@ def _diagnosis(job: Job, expected: dict[str, Any], ranks: list[dict], single: di
            *flat([(single["loss"], single["grad"])], 1)]
     observed = [(value, tolerances[i % 2]) for i, value in enumerate(got)]
 
-    def local(flaws: sharded.Flaws, sizes: list[int], images: list[int]) -> list[tuple[float, Any]]:
+    def local(flaws: sharded.Flaws, sizes: list[int], images: list[int],
+              micro: list[list[int]]) -> list[tuple[float, Any]]:
+        """Every rank's step: its micro-batches of ``micro[r]`` images each, weighed."""
         ids = range(len(sizes))
-        return sharded.ibot_masked_local([shard(expected["student"], sizes, r, 0) for r in ids],
-                                         [shard(expected["probs"], sizes, r, 0) for r in ids],
-                                         [shard(layout, images, r, 0) for r in ids],
-                                         case.student_temp, flaws)
+        per_rank = [(shard(expected["student"], sizes, r, 0), shard(expected["probs"], sizes, r, 0),
+                     _micro.cut(shard(layout, images, r, 0), micro[r], 0)) for r in ids]
+
+        def piece(r: int, m: int) -> tuple[Any, Any, Any]:
+            student, probs, mask_pieces = per_rank[r]
+            rows = [int(x.sum()) for x in mask_pieces]
+            return (_micro.cut(student, rows, 0)[m], _micro.cut(probs, rows, 0)[m], mask_pieces[m])
+
+        per_micro = [sharded.ibot_masked_local(*zip(*(piece(r, m) for r in ids), strict=True),
+                                               case.student_temp, flaws)
+                     for m in range(len(micro[0]))]
+        return sharded.accumulated(per_micro, sharded.micro_weights(micro, flaws), 0)
 
     def predict(flaws: sharded.Flaws) -> list[Any]:
         counts, images = masked_counts(case, world), case.image_counts(world)
-        return [*flat(local(flaws, counts, images), world),
-                *flat(local(flaws, [sum(counts)], [sum(images)]), 1)]
+        return [*flat(local(flaws, counts, images, _micro.scope_sizes(job, _micro.IMAGES)), world),
+                *flat(local(flaws, [sum(counts)], [sum(images)], [[sum(images)]]), 1)]
 
     return explain("loss", observed, predict)
 
@@ -202,7 +227,7 @@ KIND = Kind(
     name="ibot_masked",
     order=3,
     keys=STUDENT_KEYS | {"images_per_rank", "patches_per_image", "mask_ratio", "n_iterations",
-                         "teacher_norm"},
+                         "teacher_norm", "micro_batches"},
     tensors=TENSORS,
     needs=NEEDS,
     rank_program=rank_program,
@@ -210,4 +235,5 @@ KIND = Kind(
     grad_bounds=grad_bounds,
     check=_softmax_rule,
     calls_missing=calls_missing,
+    micro_counts=lambda case, world: {_micro.IMAGES: case.image_counts(world)},
 )

@@ -12,11 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 from ..cases.kind import Kind, Tensor
+from . import _micro
 from .centering import Head
 from .centering import rank_program as _centering_program
 from .centering import verify as _centering_verify
 
-HEAD = Head("iBOTPatchCenter")
+HEAD = Head("iBOTPatchCenter", _micro.MASKED)
 
 
 def _lead(case: Any) -> tuple[int, ...]:
@@ -26,9 +27,10 @@ def _lead(case: Any) -> tuple[int, ...]:
 KIND = Kind(
     name="patch_centering",
     order=1,
-    keys=frozenset({"masked_per_rank", "momentum", "steps"}),
+    keys=frozenset({"masked_per_rank", "momentum", "steps", "micro_batches"}),
     tensors={"teacher": Tensor(1, "masked", "teacher", _lead)},
     needs=(HEAD.loss,),
     rank_program=lambda ctx, job: _centering_program(ctx, job, HEAD),
     verify=lambda job, target, ranks, single: _centering_verify(job, target, ranks, single, HEAD),
+    micro_counts=lambda case, world: {HEAD.count: case.shard_sizes("teacher", world)},
 )

@@ -4,7 +4,9 @@ One mechanism for both heads that center (DINO's CLS head, ``DINOv1Loss``, and i
 patch head, ``iBOTPatchCenter``), so the two cannot drift apart: ``update_center`` starts
 ONE async all-reduce of ``[sum over rows, row count]`` (the exact global mean on uneven
 shards, a rank with no row still joining it); ``apply_center_update`` waits and applies
-the EMA. Several ``update_center`` calls before one apply combine all their rows.
+the EMA. Several ``update_center`` calls before one apply combine all their rows: a step
+cut into micro-batches (gradient accumulation) calls ``update_center`` once per
+micro-batch and applies once, one EMA step over every micro-batch's rows.
 """
 
 from __future__ import annotations
@@ -88,6 +90,8 @@ class TeacherCenter(nn.Module):
         if v.center_all_reduce:  # synchronous (work None) only in the fake-async variant
             work = _dist.all_reduce(packed, group=self.process_group, async_op=v.center_async)
         self._pending.append((work, packed, n_rows))
+        if v.center_ema_per == "update":  # the planted mistake: an EMA step per micro-batch
+            self.apply_center_update()
         return work if work is not None else _dist.COMPLETED
 
     @torch.no_grad()
@@ -108,6 +112,9 @@ class TeacherCenter(nn.Module):
         if v.center_count_dtype == "float16":
             rows = rows.half().float()
         batch_center = (total[:-1] / rows.clamp_min(1.0)).unsqueeze(0)
+        if v.center_updates_combine == "mean_of_means":  # every update (micro-batch) weighs one
+            batch_center = torch.stack([packed[:-1] / packed[-1].clamp_min(1.0)
+                                        for _, packed, _ in pending]).mean(dim=0, keepdim=True)
         dtype = getattr(torch, v.center_dtype)
         if self.center is None:
             if rows.item() > 0:  # one host sync, on the first update only

@@ -7,17 +7,21 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from . import _dist, _validate
+from .accumulation import Accumulates
 from .centering import TeacherCenter
 from .sinkhorn import sinkhorn_knopp
 from .variants import Variant
 
 
-class DINOv1Loss(TeacherCenter):
+class DINOv1Loss(Accumulates, TeacherCenter):
     """Cross-entropy between every student view s and teacher view t with s != t.
 
     Distributed contract: the local loss is scaled by ``world_size / global_batch`` so
     that the mean over ranks equals the single-process loss and DDP's gradient average
-    gives the single-process gradient, also with uneven per-rank batches.
+    gives the single-process gradient, also with uneven per-rank batches. Inside
+    ``micro_batches(sizes)`` (samples) each call is weighed by its micro-batch's share of
+    the step, so the micro-batch losses add up to the step's
+    (:mod:`~harness.losses.accumulation`).
 
     Centering (the CLS head's EMA center, one async all-reduce per update) is
     :class:`~harness.losses.centering.TeacherCenter`'s, as is ``variant``: the known
@@ -65,11 +69,13 @@ class DINOv1Loss(TeacherCenter):
 
         batch = student_logits.shape[1]
         if self.variant.cls_normalisation == "local_batch":
-            return total / (n_pairs * max(batch, 1))
+            return self._weighed(total / (n_pairs * max(batch, 1)), batch)
         v = self.variant
-        return total * (_dist.ddp_scale(batch, student_logits.device, self.process_group,
-                                        count_dtype=v.loss_count_dtype,
-                                        world_cap=v.world_size_cap) / n_pairs)
+        return self._weighed(total * (_dist.ddp_scale(batch, student_logits.device,
+                                                      self.process_group,
+                                                      count_dtype=v.loss_count_dtype,
+                                                      world_cap=v.world_size_cap) / n_pairs),
+                             batch)
 
     # -- Sinkhorn -------------------------------------------------------------------------
     @torch.no_grad()
@@ -80,11 +86,14 @@ class DINOv1Loss(TeacherCenter):
         num_samples: int | torch.Tensor | None = None,
         n_iterations: int = 3,
     ) -> torch.Tensor:
-        """Sinkhorn over every leading dim flattened (all views, all ranks), reshaped back."""
+        """Sinkhorn over every leading dim flattened (all views, all ranks), reshaped back
+        (inside ``micro_batches``: the step's teacher, samples along dim -2)."""
         _validate.min_ndim("teacher_logits", teacher_logits, 2)
-        flat = teacher_logits.reshape(-1, teacher_logits.shape[-1])
-        out = sinkhorn_knopp(
-            flat, teacher_temp, num_samples, n_iterations, process_group=self.process_group,
-            variant=self.variant,
-        )
-        return out.reshape(teacher_logits.shape)
+
+        def normalise(logits: torch.Tensor) -> torch.Tensor:
+            flat = logits.reshape(-1, logits.shape[-1])
+            return sinkhorn_knopp(flat, teacher_temp, num_samples, n_iterations,
+                                  process_group=self.process_group,
+                                  variant=self.variant).reshape(logits.shape)
+
+        return self._teacher(normalise, teacher_logits)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from typing import ClassVar
 
 import torch
 import torch.distributed as dist
 import torch.nn as nn
 
+from .accumulation import MicroBatches
 from .dino import DINOv1Loss
 from .ibot import iBOTPatchLoss
 from .variants import REFERENCE, Variant
@@ -57,6 +60,18 @@ class DINOv2Loss(nn.Module):
             patch = self.ibot_patch_loss(student_patch_logits, teacher_patch_probs)
             loss = loss + self.ibot_loss_weight * patch
         return loss
+
+    @contextmanager
+    def micro_batches(self, sizes: Sequence[int],
+                      patch_sizes: Sequence[int] | None = None) -> Iterator[MicroBatches]:
+        """One optimizer step's micro-batches (:mod:`~harness.losses.accumulation`): this
+        rank's sizes in samples and, when the calls have patch terms, in masked patches;
+        each term is weighed by its own share of the step (a sample share and a patch share
+        differ, so no one scale of the whole loss could)."""
+        patch = (self.ibot_patch_loss.micro_batches(patch_sizes) if patch_sizes is not None
+                 else nullcontext())
+        with self.dino_loss.micro_batches(sizes) as micro, patch:
+            yield micro
 
     # The CLS centering API, so a DINOv2Loss drops in where a DINOv1Loss is driven.
     @property

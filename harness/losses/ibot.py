@@ -9,17 +9,20 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from . import _dist, _validate
+from .accumulation import Accumulates
 from .cross_entropy import cross_entropy_loss
 from .sinkhorn import sinkhorn_knopp
 from .variants import REFERENCE, Variant
 
 
-class iBOTPatchLoss(nn.Module):  # noqa: N801 - the seed API's name
+class iBOTPatchLoss(Accumulates, nn.Module):  # noqa: N801 - the seed API's name
     """Local loss = ``world_size * sum(local CE) / global masked count``.
 
     So the mean over ranks is the single-process mean over all masked patches, also when
     ranks hold different numbers of masked patches, or none (such a rank contributes 0
-    and still joins the count all-reduce). ``variant``: see :mod:`harness.losses.variants`.
+    and still joins the count all-reduce). Inside ``micro_batches(sizes)`` (masked
+    patches) each call is weighed by its share of the step
+    (:mod:`~harness.losses.accumulation`). ``variant``: see :mod:`harness.losses.variants`.
     """
 
     variant: ClassVar[Variant] = REFERENCE
@@ -46,13 +49,13 @@ class iBOTPatchLoss(nn.Module):  # noqa: N801 - the seed API's name
                 f"got {tuple(student_patch_logits.shape)} and {tuple(teacher_patch_probs.shape)}"
             )
         per_patch = cross_entropy_loss(teacher_patch_probs, student_patch_logits, self.student_temp)
-        if self.variant.ibot_normalisation == "local_mean":
-            return per_patch.mean()
-        total = per_patch.sum()
         masked = student_patch_logits.shape[0]
+        if self.variant.ibot_normalisation == "local_mean":
+            return self._weighed(per_patch.mean(), masked)
         v = self.variant
-        return total * _dist.ddp_scale(masked, student_patch_logits.device, self.process_group,
-                                       count_dtype=v.loss_count_dtype, world_cap=v.world_size_cap)
+        scale = _dist.ddp_scale(masked, student_patch_logits.device, self.process_group,
+                                count_dtype=v.loss_count_dtype, world_cap=v.world_size_cap)
+        return self._weighed(per_patch.sum() * scale, masked)
 
     @torch.no_grad()
     def sinkhorn_knopp_teacher(
@@ -62,7 +65,9 @@ class iBOTPatchLoss(nn.Module):  # noqa: N801 - the seed API's name
         num_samples: int | torch.Tensor | None = None,
         n_iterations: int = 3,
     ) -> torch.Tensor:
-        return sinkhorn_knopp(
-            teacher_patch_tokens, teacher_temp, num_samples, n_iterations,
+        """Sinkhorn over every rank's ``[M, K]`` masked patches (inside ``micro_batches``:
+        the step's)."""
+        return self._teacher(lambda tokens: sinkhorn_knopp(
+            tokens, teacher_temp, num_samples, n_iterations,
             process_group=self.process_group, variant=self.variant,
-        )
+        ), teacher_patch_tokens)

@@ -9,12 +9,13 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from . import _dist, _validate
+from .accumulation import Accumulates
 from .cross_entropy import cross_entropy_loss
 from .sinkhorn import sinkhorn_knopp
 from .variants import REFERENCE, Variant
 
 
-class iBOTMaskedPatchLoss(nn.Module):  # noqa: N801 - the name the ibot_masked kind drives
+class iBOTMaskedPatchLoss(Accumulates, nn.Module):  # noqa: N801 - the ibot_masked kind's name
     """DINOv2 / DINOv3 ``iBOTPatchLoss.forward_masked`` on one process: each masked patch's
     cross-entropy weighted by ``1 / masked count of its image`` (or ``masks_weight``),
     summed, divided by the number of images -- images that mask nothing included.
@@ -24,7 +25,10 @@ class iBOTMaskedPatchLoss(nn.Module):  # noqa: N801 - the name the ibot_masked k
     on the whole batch and ``grad / world_size`` the rank's slice of its gradient, on
     uneven images per rank and uneven masked counts alike; a rank with no image or no
     masked patch adds 0 and still joins the all-reduce. (A patch's weight needs only its
-    own image's mask, which lives on the rank that holds the image.)
+    own image's mask, which lives on the rank that holds the image.) Inside
+    ``micro_batches(sizes)`` (images) each call is weighed by its share of the step's
+    images (:mod:`~harness.losses.accumulation`); its Sinkhorn is handed the step's
+    masked patches and normalises them whole.
 
     ``variant``: the known mistakes the planted faults make (:mod:`harness.losses.variants`).
     """
@@ -82,10 +86,11 @@ class iBOTMaskedPatchLoss(nn.Module):  # noqa: N801 - the name the ibot_masked k
         total = (per_patch * weights).sum()
         images = student_masks_flat.shape[0]
         if self.variant.ibot_masked_normalisation == "local_images":
-            return total / images  # DINOv2's: 0/0 on a rank without images
+            return self._weighed(total / images, images)  # DINOv2's: 0/0 without images
         v = self.variant
-        return total * _dist.ddp_scale(images, per_patch.device, self.process_group,
-                                       count_dtype=v.loss_count_dtype, world_cap=v.world_size_cap)
+        return self._weighed(total * _dist.ddp_scale(images, per_patch.device, self.process_group,
+                                                     count_dtype=v.loss_count_dtype,
+                                                     world_cap=v.world_size_cap), images)
 
     @torch.no_grad()
     def sinkhorn_knopp_teacher(

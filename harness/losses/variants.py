@@ -33,6 +33,15 @@ class Variant:
     center_async: bool = True
     """False: update_center all-reduces synchronously (nothing left to hide behind the
     backward) -- numerically the reference: only the overlap bench can tell."""
+    center_ema_per: Literal["apply", "update"] = "apply"
+    """When the EMA steps: once per ``apply_center_update``, over every update queued
+    since the last (one step per optimizer step, however many micro-batches); or, as the
+    losses that center inside ``forward`` do (lightly, DINO, solo-learn), at every
+    ``update_center`` -- M micro-batches make M EMA steps."""
+    center_updates_combine: Literal["rows", "mean_of_means"] = "rows"
+    """How one apply combines the updates queued since the last (a step's micro-batches):
+    every row of every update alike (exact), or the mean of each update's batch center
+    (every micro-batch weighs one: wrong when micro-batches are unequal)."""
 
     # -- Sinkhorn-Knopp ---------------------------------------------------------------
     sinkhorn_shift: Literal["exact", "none", "per_sample"] = "exact"
@@ -65,6 +74,14 @@ class Variant:
     loss_count_dtype: Literal["float64", "float16"] = "float64"
     """"float16": the all-reduced global count a loss is scaled by (samples, masked
     patches) is held in half precision: exact up to 2048, rounded above, inf above 65504."""
+    micro_batch_weights: Literal["step_share", "equal"] = "step_share"
+    """Inside a loss's ``micro_batches``: each micro-batch's loss weighed by its share of the
+    step's global count (exact), or by 1 / M, the usual ``loss / M`` (the step's loss a
+    mean of per-micro-batch means: wrong when micro-batches are unequal)."""
+    sinkhorn_scope: Literal["step", "micro_batch"] = "step"
+    """Inside a loss's ``micro_batches``: its ``sinkhorn_knopp_teacher`` normalises the
+    step's whole batch it is handed (the golden: DINOv2 computes its teacher once per
+    step), or each micro-batch's rows alone (the teacher computed per micro-batch)."""
     world_size_cap: int | None = None
     """The world size a loss is scaled by, capped: 8 is the ranks of one 8-GPU node
     (LOCAL_WORLD_SIZE taken for WORLD_SIZE): right on one node, wrong on two."""

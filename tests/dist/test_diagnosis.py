@@ -41,6 +41,11 @@ SHOWS = {
     "ema_weights_swapped": (CENTERING, 2),
     "center_bf16": (CENTERING, 3),
     "updates_overwrite": ({**CENTERING, "updates_per_apply": 2}, 2),
+    # micro-batches: unequal ones (a mean of their means is exact on equal ones), an empty one
+    "center_ema_per_micro_batch": ({**CENTERING, "micro_batches": 2}, 2),
+    "center_mean_of_micro_batch_means": ({**CENTERING, "micro_batches": [[1, 5], [2, 0], [1, 2]]}, 2),
+    "loss_mean_of_micro_batch_means": ({**CLS, "micro_batches": [[1, 3], [1, 0], [0, 2]]}, 2),
+    "sinkhorn_per_micro_batch": ({**CLS, "teacher_norm": "sinkhorn", "micro_batches": 2}, 3),
     "sinkhorn_rows_not_reduced": (SINKHORN, 2),
     "sinkhorn_local_count": (SINKHORN, 3),
     "sinkhorn_no_shift": ({**SINKHORN, "teacher_temp": 0.04,
@@ -90,8 +95,11 @@ def test_a_planted_fault_is_diagnosed_as_its_own_mistake(fault, rank_pools):
 
 @pytest.mark.parametrize("fault", sorted(n for n, f in FAULTS.items() if "patch_centering" in f.kinds))
 def test_a_center_fault_is_diagnosed_on_the_patch_head_too(fault, rank_pools):
-    """The patch center is the CLS center's mechanism: the same switches, the same models."""
-    result = run(PATCH_CENTERING, SHOWS[fault][1], rank_pools, module_name(fault))
+    """The patch center is the CLS center's mechanism: the same switches, the same models
+    (and the same micro-batches: its masked tokens per rank are CENTERING's samples)."""
+    table, world_size = SHOWS[fault]
+    micro = {key: table[key] for key in ("micro_batches",) if key in table}
+    result = run({**PATCH_CENTERING, **micro}, world_size, rank_pools, module_name(fault))
     assert result.status == "fail", result
     assert result.extra["mistakes"] == [mistake_of(FAULTS[fault]).name], result.extra["diagnosis"]
 

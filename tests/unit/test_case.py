@@ -59,8 +59,10 @@ def test_default_catalogue_loads(catalogue: list[Case]) -> None:
     names = [c.name for c in catalogue]
     assert len(set(names)) == len(names)
     files = {Path(c.source).name for c in catalogue}
-    # One file per kind, error cases in edge.toml, the extreme-logit family in numerics.toml.
-    assert files == {f"{k}.toml" for k in KINDS} | {"edge.toml", "numerics.toml"}
+    # One file per kind, error cases in edge.toml, the extreme-logit family in numerics.toml,
+    # the gradient-accumulation family (several kinds) in micro_batches.toml.
+    assert files == {f"{k}.toml" for k in KINDS} | {"edge.toml", "numerics.toml",
+                                                    "micro_batches.toml"}
     for c in catalogue:
         # `-k <kind>` selects a kind's cases; error cases live in edge.toml.
         assert c.name.startswith(c.kind + "-") or c.name.startswith("edge-"), c.name
@@ -99,6 +101,21 @@ def test_default_catalogue_covers_the_known_failure_modes(catalogue: list[Case])
     assert any(c.updates_per_apply == 2 for c in centering)
     assert any(c.teacher_2d for c in centering)
     assert any(zero_rank(c, c.batch_per_rank) for c in centering)
+    micro = [c for c in catalogue if c.micro_batches != 1]
+    assert {c.kind for c in micro} >= {"centering", "patch_centering", "cls", "ibot", "ibot_masked",
+                                       "dinov2"}
+
+    def unequal(c: Case) -> bool:  # micro-batches of unequal global counts at some world size
+        return any(len({sum(column) for column in zip(*c.micro_sizes(counts), strict=True)}) > 1
+                   for w in c.world_sizes for counts in c.micro_counts(w).values())
+
+    def empty_micro(c: Case) -> bool:  # a rank with rows, one of whose micro-batches is empty
+        return any(0 in sizes and sum(sizes) for w in c.world_sizes
+                   for counts in c.micro_counts(w).values() for sizes in c.micro_sizes(counts))
+
+    assert {c.kind for c in micro if unequal(c)} == {c.kind for c in micro}
+    assert any(not unequal(c) for c in micro)  # equal micro-batches too
+    assert any(empty_micro(c) for c in micro)
 
     sink = _find(catalogue, k=kind("sinkhorn"))
     assert {c.num_samples for c in sink} == {"global_int", "local_tensor", "local_int", "none"}
@@ -225,6 +242,23 @@ BAD = {
     "softmax teacher with iterations": (
         'name = "a"\nkind = "cls"\nteacher_norm = "softmax"\nn_iterations = 3',
         ["key 'n_iterations'", "teacher_norm = 'softmax'", "got 3"],
+    ),
+    "micro-batches zero": ('name = "a"\nkind = "cls"\nmicro_batches = 0', ["key 'micro_batches'", "an int >= 1", "got 0"]),
+    "micro-batches ragged": (
+        'name = "a"\nkind = "cls"\nmicro_batches = [[1, 3], [4]]',
+        ["key 'micro_batches'", "arrays of one length", "got an array [[...], [...]]"],
+    ),
+    "micro-batches not for sinkhorn": (
+        'name = "a"\nkind = "sinkhorn"\nmicro_batches = 2',
+        ["expected no 'micro_batches' in a 'sinkhorn' case", "centering, patch_centering, cls"],
+    ),
+    "micro-batch sizes off": (
+        'name = "a"\nkind = "cls"\nbatch_per_rank = [4, 2]\nmicro_batches = [[3, 1], [1, 0]]',
+        ["key 'micro_batches'", "add up to its samples", "[1, 0] for rank 1, which holds 2 at world size 2"],
+    ),
+    "dinov2 micro-batch sizes off": (
+        'name = "a"\nkind = "dinov2"\nbatch_per_rank = 4\nmasked_per_rank = 6\nmicro_batches = [1, 3]',
+        ["key 'micro_batches'", "add up to its masked patches", "[1, 3] for rank 0, which holds 6"],
     ),
     "expect_error": ('name = "a"\nkind = "cls"\nexpect_error = "Value Error"', ["key 'expect_error'", "got 'Value Error'"]),
     "seed": ('name = "a"\nkind = "cls"\nseed = -3', ["key 'seed'", "expected an int >= 0, got -3"]),
@@ -412,6 +446,26 @@ def test_batch_sizes_cycle() -> None:
     assert d.masked_counts(3) == [6, 6, 6]
     with pytest.raises(ValueError):
         c.batch_sizes(0)
+
+
+def test_micro_batches_cut_each_ranks_count() -> None:
+    """An int M: micro-batches of ceil(n / M), the last ones shorter, empty ones kept (every
+    rank makes M calls); explicit sizes: every rank's, or rank r's list[r % len]."""
+    c = case_from_table({"name": "cls-x", "kind": "cls", "batch_per_rank": [5, 1, 0, 8],
+                        "micro_batches": 3})
+    assert c.micro_sizes(c.batch_sizes(4)) == [[2, 2, 1], [1, 0, 0], [0, 0, 0], [3, 3, 2]]
+    assert c.micro_counts(4) == {"samples": [5, 1, 0, 8]}
+    d = case_from_table({"name": "ibot-x", "kind": "ibot", "masked_per_rank": [4, 2],
+                        "micro_batches": [[1, 3], [2, 0]]})
+    assert d.micro_sizes(d.masked_counts(3)) == [[1, 3], [2, 0], [1, 3]]
+    e = case_from_table({"name": "ibot_masked-x", "kind": "ibot_masked", "images_per_rank": 4,
+                        "micro_batches": [0, 4]})
+    assert e.micro_sizes(e.image_counts(2)) == [[0, 4], [0, 4]]
+    assert e.micro_counts(2) == {"images": [4, 4]}
+    f = case_from_table({"name": "dinov2-x", "kind": "dinov2", "batch_per_rank": 4,
+                        "masked_per_rank": 4, "micro_batches": [1, 3]})
+    assert f.micro_counts(1) == {"samples": [4], "masked patches": [4]}
+    assert case_from_table({"name": "koleo-x", "kind": "koleo"}).micro_counts(2) == {}
 
 
 def test_shard_concatenates_to_the_global_array() -> None:

@@ -130,8 +130,16 @@ def _scale_only() -> set[str]:
     return {m.name for f in FAULTS.values() if f.family == "scale" and (m := mistake_of(f))}
 
 
+def micro(per_rank, first: int = 1):
+    """Every update batch of ``center_batches`` cut into two micro-batches: its first
+    ``first`` rows, then the rest (unequal ones: what a mean of their means gets wrong)."""
+    return [[[piece for batch in step for piece in (batch[:first], batch[first:])]
+             for step in rank] for rank in per_rank]
+
+
 def test_every_center_mistake_shows_on_uneven_shards_and_mean_of_means_not_on_equal():
     _, per_rank, _ = center_batches(UNEVEN, updates=2)
+    per_rank = micro(per_rank)
     correct = sharded.centers(per_rank, 0.9)
     for m in mistakes.of_quantity("center"):
         if m.name in _scale_only():
@@ -143,6 +151,74 @@ def test_every_center_mistake_shows_on_uneven_shards_and_mean_of_means_not_on_eq
     same = sharded.centers(equal, 0.9, flaw("center_mean_of_means"))
     for got, want in zip(same[0][1:], sharded.centers(equal, 0.9)[0][1:], strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_micro_batches_of_a_step_give_its_center_on_any_cut():
+    """One apply over a step's micro-batches (empty ones included) is the EMA step of the
+    step's whole batch: cutting changes nothing."""
+    _, per_rank, _ = center_batches(UNEVEN, updates=2)
+    whole = sharded.centers(per_rank, 0.9)
+    for first in (0, 1, 3):
+        for got, want in zip(sharded.centers(micro(per_rank, first), 0.9), whole, strict=True):
+            for g, w in zip(got[1:], want[1:], strict=True):
+                np.testing.assert_allclose(g, w, rtol=1e-12)
+
+
+def test_micro_batch_center_mistakes_give_their_known_numbers():
+    _, per_rank, _ = center_batches([4, 2], steps=2, views=1)
+    cut = micro(per_rank)  # micro-batches of 1 + 1 and 3 + 1 rows: global 2 and 4
+    rows = [[cut[r][0][m] for r in range(2)] for m in range(2)]
+    means = [np.concatenate(parts).mean(axis=0) for parts in rows]
+    first = sharded.centers(cut, 0.9, flaw("center_mean_of_micro_batch_means"))
+    np.testing.assert_allclose(first[0][1], (means[0] + means[1]) / 2, rtol=1e-12)
+    ema = sharded.centers(cut, 0.9, flaw("center_ema_per_micro_batch"))
+    np.testing.assert_allclose(ema[1][1], 0.9 * means[0] + 0.1 * means[1], rtol=1e-12)
+    zero = sharded.centers(cut, 0.9, flaw("center_ema_per_micro_batch"), center_init="zero")
+    np.testing.assert_allclose(zero[0][1], 0.9 * 0.1 * means[0] + 0.1 * means[1], rtol=1e-12)
+    _, equal, _ = center_batches([4, 2], steps=2, views=1)  # two updates of 6 rows each
+    for got, want in zip(sharded.centers(equal, 0.9, flaw("center_mean_of_micro_batch_means"))[0],
+                         sharded.centers(equal, 0.9)[0], strict=True):
+        assert got is None and want is None or np.allclose(got, want, rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- micro-batches
+
+def micro_cls(sizes: list[list[int]], *flaws: sharded.Flaws):
+    """The CLS model's step per rank (for each of ``flaws``, on the same data), ranks cut
+    into micro-batches of ``sizes[r]``."""
+    student, teacher, s, t = cls_inputs([sum(n) for n in sizes])
+    pieces = [[(np.split(s[r], np.cumsum(sizes[r])[:-1], axis=1)[m],
+                np.split(t[r], np.cumsum(sizes[r])[:-1], axis=1)[m]) for r in range(len(sizes))]
+              for m in range(len(sizes[0]))]
+
+    def step(f: sharded.Flaws):
+        per_micro = [sharded.cls_local([p[0] for p in ps], [p[1] for p in ps], 0.1, f)
+                     for ps in pieces]
+        return sharded.accumulated(per_micro, sharded.micro_weights(sizes, f), 1)
+
+    return student, teacher, *(step(f) for f in (flaws or (sharded.CORRECT,)))
+
+
+@pytest.mark.parametrize("sizes", [[[3, 1], [0, 2], [2, 0]], [[1, 0, 0], [2, 2, 2]], [[4], [1]]])
+def test_micro_batches_weighed_by_their_share_add_up_to_the_step(sizes):
+    student, teacher, step = micro_cls(sizes)
+    assert np.mean([loss for loss, _ in step]) == pytest.approx(golden.cls_loss(student, teacher, 0.1))
+    grads = np.concatenate([g / len(sizes) for _, g in step], axis=1)
+    np.testing.assert_allclose(grads, golden.cls_loss_grad(student, teacher, 0.1), atol=1e-12)
+
+
+def test_equal_weights_are_a_mean_of_micro_batch_means_right_on_equal_micro_batches_only():
+    assert sharded.micro_weights([[3, 1], [0, 2]]) == [0.5, 0.5]  # global 3 and 3
+    assert sharded.micro_weights([[3, 1], [1, 0]]) == [0.8, 0.2]
+    assert sharded.micro_weights([[3, 1], [1, 0]], flaw("loss_mean_of_micro_batch_means")) == [0.5, 0.5]
+    assert sharded.micro_weights([[0, 0], [0, 0]]) == [0.0, 0.0]
+    student, teacher, step = micro_cls([[3, 1], [1, 0]], flaw("loss_mean_of_micro_batch_means"))
+    first, second = golden.cls_loss(student[:, [0, 1, 2, 4]], teacher[:, [0, 1, 2, 4]], 0.1), \
+        golden.cls_loss(student[:, [3]], teacher[:, [3]], 0.1)
+    assert np.mean([loss for loss, _ in step]) == pytest.approx((first + second) / 2)
+    _, _, equal, correct = micro_cls([[3, 1], [0, 2]], flaw("loss_mean_of_micro_batch_means"),
+                                     sharded.CORRECT)
+    assert [loss for loss, _ in equal] == pytest.approx([loss for loss, _ in correct])
 
 
 # ------------------------------------------------------------------------------- Sinkhorn
