@@ -96,6 +96,10 @@ class Kind:
     check: Callable[[dict[str, Any], dict[str, Any]], None] | None = None
     #: Seed-API names a case's own calls need beyond ``needs``: ``call needs Name``.
     calls_missing: Callable[[Any, Any], list[str]] | None = None
+    #: ``spread(case, quantity, world_size)``: how far the kind's float64 model moves a
+    #: quantity when its state is held in float32 (a training step's own amplification of
+    #: rounding over its steps); the quantity's tolerance grows with it (``tolerances.py``).
+    rounding_spread: Callable[[Any, str, int], float] | None = None
     doc: str = field(default="", compare=False)
 
     def missing(self, api: Any) -> list[str]:
