@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the correctness catalogue")
     target_flags(run)
+    run.add_argument("--step", default=None, metavar="FILE.py:function",
+                     help="a training step of your own for the step kind (README: 'Check your "
+                          "own training step'; default: the reference's)")
     run.add_argument("--cases", nargs="+", metavar="PATH", help="case files or folders")
     family_flag(run)
     dist_flags(run, None)

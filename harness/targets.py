@@ -23,9 +23,14 @@ from .errors import TargetError
 from .semantics import Semantics
 from .styles.seed import SEED_NAMES
 
-__all__ = ["AUTO", "SEED_NAMES", "Target", "TargetSpec", "load_target"]
+__all__ = ["AUTO", "SEED_NAMES", "STEP_ATTRIBUTE", "Target", "TargetSpec", "load_step", "load_target"]
 
 AUTO = "auto"
+
+
+#: A target module may name the step function the ``step`` kind drives (the planted step
+#: faults do); ``--step`` overrides it, and without either the kind runs the reference's.
+STEP_ATTRIBUTE = "DINO_HARNESS_STEP"
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,7 @@ class TargetSpec:
     impl: str = "harness.losses"
     api: str = AUTO  # a style name; "auto" only before the parent resolved it
     adapter: str | None = None  # a user's style file (--adapter)
+    step: str | None = None  # a user's step function (--step FILE.py:function)
 
 
 class Target:
@@ -48,16 +54,37 @@ class Target:
         self.semantics: Semantics = style.semantics
         self.contracts: frozenset[str] = frozenset(style.contracts(module))
         self.choice = choice  # how the style was chosen, in words
+        #: The step function the step kind drives (None: the reference's).
+        self.step: Any = (load_step(spec.step) if spec.step
+                          else getattr(module, STEP_ATTRIBUTE, None))
 
     def describe(self) -> dict[str, Any]:
         return {"impl": self.spec.impl, "api": self.spec.api, "adapter": self.spec.adapter,
-                "file": getattr(self.module, "__file__", None)}
+                "step": self.spec.step, "file": getattr(self.module, "__file__", None)}
 
 
 def load_target(impl: str = "harness.losses", api: str = AUTO,
-                adapter: str | None = None) -> Target:
+                adapter: str | None = None, step: str | None = None) -> Target:
     adapter = str(Path(adapter).expanduser().resolve()) if adapter else None
-    return _load(TargetSpec(_normalise_impl(impl), api, adapter))
+    return _load(TargetSpec(_normalise_impl(impl), api, adapter,
+                            _normalise_impl(step) if step else None))
+
+
+def load_step(spec: str) -> Any:
+    """A step function, ``FILE.py:function`` or ``module:function`` (README, "Check your
+    own training step"); exit 2 naming what is wrong."""
+    where, sep, name = spec.partition(":")
+    if not sep or not name:
+        raise TargetError(f"--step {spec!r}: expected FILE.py:function or module:function")
+    try:
+        module = (_import_file(where) if where.endswith(".py") or "/" in where
+                  else _import_module(where))
+    except TargetError as exc:
+        raise TargetError(f"--step {spec!r}: {exc}") from exc
+    function = getattr(module, name, None)
+    if not callable(function):
+        raise TargetError(f"--step {spec!r}: {where} has no function {name!r}")
+    return function
 
 
 @functools.cache
@@ -80,7 +107,7 @@ def _load(spec: TargetSpec) -> Target:
         where = getattr(module, "__file__", None) or spec.impl
         raise TargetError(f"target {spec.impl!r} ({where}) does not fit the {style.name} style "
                           f"({how}): {match.text()}")
-    resolved = TargetSpec(spec.impl, style.name, spec.adapter)
+    resolved = TargetSpec(spec.impl, style.name, spec.adapter, spec.step)
     return Target(resolved, module, style.adapt(module), style,
                   f"style {style.name} ({how}; {match.text()})")
 

@@ -16,7 +16,7 @@ NumSamples = Literal["global_int", "local_tensor", "local_int", "none"]
 TeacherNorm = Literal["sinkhorn", "softmax"]
 Distribution = Literal["normal", "uniform"]
 #: What a tolerance applies to (``tolerances.py``).
-Quantity = Literal["center", "probs", "sinkhorn", "loss", "grad"]
+Quantity = Literal["center", "probs", "sinkhorn", "loss", "grad", "weights"]
 #: API calls a comms case may bound. ``sinkhorn_knopp``, ``sinkhorn_knopp_teacher`` and
 #: ``dino_forward`` get the CLS data (``teacher_logits``, ``student``); the ``ibot_*``
 #: calls the patch data; ``dinov2_forward`` both.

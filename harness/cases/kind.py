@@ -100,6 +100,10 @@ class Kind:
     #: (samples, masked patches, images): a kind has micro-batches iff it declares them,
     #: and then lists the key.
     micro_counts: Callable[[Any, int], dict[str, list[int]]] | None = None
+    #: ``spread(case, quantity, world_size)``: how far the kind's float64 model moves a
+    #: quantity when its state is held in float32 (a training step's own amplification of
+    #: rounding over its steps); the quantity's tolerance grows with it (``tolerances.py``).
+    rounding_spread: Callable[[Any, str, int], float] | None = None
     doc: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:

@@ -64,7 +64,8 @@ class Case:
                     "`harness/kinds/`", common=True)
     source: str = "<dict>"  # the file it came from: not a key
     description: str = key("", v.v_str, "one line", common=True)
-    K: int = key(128, v.v_int(1), "prototypes (koleo: the feature dimension D)", common=True)  # noqa: N815 - the paper's name
+    K: int = key(128, v.v_int(1), "prototypes (koleo: the feature dimension D; step: also the "
+                 "width of the heads' inputs and hidden features)", common=True)  # noqa: N815 - the paper's name
     views_student: int = key(4, v.v_int(1), "S, student views")
     views_teacher: int = key(2, v.v_int(1), "T, teacher views")
     batch_per_rank: tuple[int, ...] = key(
@@ -111,6 +112,12 @@ class Case:
         "how logits are drawn, sub-table below", common=True, default_doc="see below")
     dino_weight: float = key(1.0, v.v_num(), "weight of the DINO (CLS) loss")
     ibot_weight: float = key(1.0, v.v_num(), "weight of the iBOT (patch) loss")
+    koleo_weight: float = key(0.0, v.v_num(), "weight of the KoLeo loss on the student's CLS "
+                              "features of each global crop (0: no KoLeo)")
+    ema_momentum: float = key(0.9, v.v_num(0.0, 1.0, hi_open=True), "teacher EMA momentum: "
+                              "`teacher = m * teacher + (1 - m) * student` after each optimizer "
+                              "step")
+    lr: float = key(0.05, keys.POSITIVE, "the student's SGD learning rate")
     koleo_topk: int = key(1, v.v_int(1), "KoLeo neighbours per sample: its k nearest in its "
                           "neighbour set")
     koleo_group_size: int | None = key(

@@ -39,7 +39,8 @@ class Job:
     group: int | None = None
 
     def target_api(self) -> Target:
-        return load_target(self.target.impl, self.target.api, self.target.adapter)
+        return load_target(self.target.impl, self.target.api, self.target.adapter,
+                           self.target.step)
 
     # -- the scope: the whole world, or one process group ---------------------------------
     @property

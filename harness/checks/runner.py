@@ -106,7 +106,8 @@ def repro(case: Case, backend: str, world_size: int, target: Target,
     """The one command line that reruns just this case at this world size."""
     style = (["--adapter", target.spec.adapter] if target.spec.adapter
              else ["--api", target.spec.api])
-    args = ["dino-harness", "run", "--impl", target.spec.impl, *style,
+    step = ["--step", target.spec.step] if target.spec.step else []
+    args = ["dino-harness", "run", "--impl", target.spec.impl, *style, *step,
             "--cases", case.source, "--filter", case.test_id(backend, world_size),
             "--world-sizes", str(world_size), "--backend", backend]
     if timeout_s is not None:

@@ -93,3 +93,5 @@ def plan_cases(cases: list[Case], backend: str, world_sizes: list[int] | None,
 def announce(target: Any) -> None:
     """Say which style the target is driven as, and why (``--api auto`` says what it chose)."""
     print(f"# target {target.spec.impl}: {target.choice}", flush=True)
+    if target.spec.step:
+        print(f"# step function {target.spec.step} (the step kind drives it)", flush=True)

@@ -31,7 +31,7 @@ def run_command(args: argparse.Namespace) -> int:
         boot_zygote(args.backend)  # its `import torch` overlaps ours, which starts below
     from ..runtime.executor import PoolExecutor, TorchrunExecutor
 
-    target = load_target(args.impl, args.api, args.adapter)
+    target = load_target(args.impl, args.api, args.adapter, args.step)
     announce(target)
     cases = load_cases(case_paths(args.cases, args.family))
     pg_timeout_s = pg_timeout_for(args.timeout)
@@ -69,7 +69,8 @@ def execute(plan: list[tuple[Case, str, int]], executor, target: Target,
     )
 
     writer = RunWriter(Path(args.report_dir), environment=collect_environment(args.backend),
-                       target=describe_target(target.spec.impl, target.spec.api))
+                       target={**describe_target(target.spec.impl, target.spec.api),
+                               **({"step": target.spec.step} if target.spec.step else {})})
 
     with LiveView() as live:
         live.start(len(plan))

@@ -42,8 +42,15 @@ NOT_DRAWN = {
     "expect_error": "the search looks for bugs, not for the error contract",
     "deadline_s": "the run's default deadline",
 }
-#: Kinds the search cannot draw: a key they require has nothing to draw it from.
-NOT_SEARCHABLE = {"comms": NOT_DRAWN["comms"]}
+#: Kinds the search cannot draw: a key they require has nothing to draw it from, or a
+#: configuration is a training run.
+NOT_SEARCHABLE = {
+    "comms": NOT_DRAWN["comms"],
+    "step": "a configuration is a k-step training run of K x K heads (K at most 1024, where "
+            "the search draws up to 65536): its catalogue and --step check it",
+}
+NOT_DRAWN.update({key: "only the step kind has it, and the step kind is not searched"
+                  for key in ("koleo_weight", "ema_momentum", "lr")})
 #: Most samples per rank drawn (batch rows, masked patches, images): small cases run fast,
 #: and a distributed mistake shows on a handful of samples.
 MAX_BATCH, MAX_MASKED, MAX_IMAGES = 12, 24, 6

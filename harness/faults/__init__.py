@@ -151,6 +151,16 @@ FAULTS: dict[str, Fault] = {
         ("koleo",),
         Variant(koleo_normalisation="local_batch"),
     ),
+    # -- the caller: the reference step around the reference losses, one mistake each
+    "step_patch_center_rank_mean": Fault(
+        "The step hands the iBOT center a [1, M, K] tensor averaged over dim 1 (DINOv2's "
+        "center): the rank's mean token.",
+        ("step",), Variant(step_patch_center_input="rank_mean"),
+    ),
+    "step_center_after_backward": Fault(
+        "The step issues update_center after backward: the same numbers, nothing hidden.",
+        ("step",), Variant(step_center_timing="after_backward"),
+    ),
     # -- scale-only: right at 1-4 ranks on the correctness catalogue, wrong in the scale family
     "center_count_float16": Fault(
         "The center's all-reduced row count is held in float16: exact up to 2048 rows.",

@@ -7,13 +7,15 @@ import inspect
 from typing import Any
 
 from .. import losses as reference
+from ..losses.step import dino_step
 from ..losses.variants import REFERENCE, Variant
 
 
 def seed_api(variant: Variant = REFERENCE, *,
              dino: type[reference.DINOv1Loss] | None = None) -> dict[str, Any]:
-    """The seed API names with ``variant`` bound everywhere the reference reaches it.
-    ``dino`` overrides the CLS loss class (test targets that wrap the reference)."""
+    """The seed API names with ``variant`` bound everywhere the reference reaches it, and
+    the reference step with it (``DINO_HARNESS_STEP``: the step kind drives it). ``dino``
+    overrides the CLS loss class (test targets that wrap the reference)."""
 
     class DINOv1Loss(dino or reference.DINOv1Loss):  # type: ignore[misc]
         pass
@@ -55,6 +57,7 @@ def seed_api(variant: Variant = REFERENCE, *,
         "iBOTMaskedPatchLoss": iBOTMaskedPatchLoss,
         "iBOTPatchCenter": iBOTPatchCenter,
         "KoLeoLoss": KoLeoLoss,
+        "DINO_HARNESS_STEP": functools.partial(dino_step, variant=variant),
     }
 
 

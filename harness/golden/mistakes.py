@@ -1,7 +1,7 @@
 """The known mistakes of distributed DINO-family losses: the one place that names them.
 
 Each :class:`Mistake` is a name, the sentence a report shows, the quantity it changes
-("center", "sinkhorn", "loss", "koleo") and its model: the float64 simulation of a sharded target
+("center", "sinkhorn", "loss", "koleo", or "step": a training step's caller code) and its model: the float64 simulation of a sharded target
 (:mod:`.sharded`) with the mistake's one switch flipped. A failed check is explained by
 the mistakes of its quantity whose model reproduces the target's numbers, on the same
 data and the same sharding, within the check's tolerance (``harness.checks.diagnose``).
@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from .sharded import Flaws
 
-QUANTITIES = ("center", "sinkhorn", "loss", "koleo")
+QUANTITIES = ("center", "sinkhorn", "loss", "koleo", "step")
 
 
 class Mistake(NamedTuple):
@@ -129,6 +129,23 @@ MISTAKES: tuple[Mistake, ...] = (
     Mistake("koleo_local_mean", "the KoLeo loss is the mean over the rank's own samples, not "
             "scaled to the global batch (wrong on uneven shards, 0/0 on an empty rank)", "koleo",
             ("koleo_normalisation", "local_batch")),
+    # -- the caller: a training step around correct losses (models: harness.golden.step)
+    Mistake("step_center_per_micro_batch", "the step applies a center update every "
+            "micro-batch instead of once per optimizer step (lightly-train issue 968)", "step",
+            ("step_center_updates", "per_micro_batch")),
+    Mistake("step_ema_per_micro_batch", "the step updates the teacher EMA every micro-batch "
+            "instead of once per optimizer step (lightly-train issue 968)", "step",
+            ("step_ema", "per_micro_batch")),
+    Mistake("step_micro_mean", "the step's loss is the plain mean of its micro-batch losses "
+            "(wrong on unequal micro-batches, lightly PR 2062)", "step",
+            ("step_micro_weights", "mean")),
+    Mistake("step_patch_center_rank_mean", "the iBOT center is handed a [1, M, K] tensor that "
+            "it averages over dim 1, as DINOv2's training does (dinov2 issue 546): the center "
+            "is the mean of per-rank mean tokens (wrong on uneven masked counts)", "step",
+            ("step_patch_center_input", "rank_mean")),
+    Mistake("step_center_after_backward", "the step issues update_center after backward: its "
+            "all-reduce waits behind the gradient all-reduces and hides nothing (same numbers)",
+            "step", ("step_center_timing", "after_backward")),
 )
 BY_NAME: dict[str, Mistake] = {m.name: m for m in MISTAKES}
 

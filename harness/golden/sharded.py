@@ -63,6 +63,12 @@ class Flaws(NamedTuple):
     #: "micro_batch": the teacher of each micro-batch normalised alone (the kinds model it
     #: by handing :func:`sinkhorn` each micro-batch's rows of every rank).
     sinkhorn_scope: Literal["step", "micro_batch"] = "step"
+    # -- the training step that calls the losses (``harness.golden.step`` models them) ----
+    step_center_updates: Literal["per_step", "per_micro_batch"] = "per_step"
+    step_ema: Literal["per_step", "per_micro_batch"] = "per_step"
+    step_micro_weights: Literal["global_rows", "mean"] = "global_rows"
+    step_patch_center_input: Literal["rows", "rank_mean"] = "rows"
+    step_center_timing: Literal["before_backward", "after_backward"] = "before_backward"
 
 
 CORRECT = Flaws()
@@ -94,21 +100,34 @@ def centers(batches: Sequence[Sequence[Sequence[F64]]], momentum: float, flaws: 
     state: list[F64 | None] = [None if center_init == "first" else np.zeros(k)] * world
     out = [[None if c is None else c.copy()] for c in state]
     for step in range(len(batches[0])):
-        updates = range(len(batches[0][step]))
-        if not flaws.updates_accumulate:
-            updates = updates[-1:]  # a second update drops the first
-        packed = [[_packed(batches[r][step][u], flaws) for u in updates] for r in range(world)]
+        state = center_step(state, [batches[r][step] for r in range(world)], momentum, flaws)
         for rank in range(world):
-            parts = [sum(packed[r][i] for r in range(world)) if flaws.center_all_reduce
-                     else packed[rank][i] for i in range(len(updates))]
-            rows = [batches[rank][step][u].shape[0] for u in updates]
-            # one EMA step over the step's updates, or (the mistake) one per update
-            applies = ([([p], [n]) for p, n in zip(parts, rows, strict=True)]
-                       if flaws.center_ema_per == "update" else [(parts, rows)])
-            for queued, local in applies:
-                state[rank] = _apply(state[rank], _combined(queued, flaws), sum(local), world,
-                                     momentum, flaws)
             out[rank].append(None if state[rank] is None else state[rank].copy())
+    return out
+
+
+def center_step(state: Sequence[F64 | None], updates: Sequence[Sequence[F64]], momentum: float,
+                flaws: Flaws = CORRECT) -> list[F64 | None]:
+    """Every rank's center after one apply of what it queued since the last:
+    ``updates[rank][u]`` the rows of its u-th ``update_center`` (each a collective, so
+    every rank queues as many). ``state[rank]``: its center before (None: none yet)."""
+    world = len(updates)
+    kept = range(len(updates[0]))
+    if not flaws.updates_accumulate:
+        kept = kept[-1:]  # a second update drops the first
+    packed = [[_packed(updates[r][u], flaws) for u in kept] for r in range(world)]
+    out: list[F64 | None] = []
+    for rank in range(world):
+        parts = [sum(packed[r][i] for r in range(world)) if flaws.center_all_reduce
+                 else packed[rank][i] for i in range(len(kept))]
+        rows = [updates[rank][u].reshape(-1, updates[rank][u].shape[-1]).shape[0] for u in kept]
+        # one EMA step over the step's updates, or (the mistake) one per update
+        applies = ([([p], [n]) for p, n in zip(parts, rows, strict=True)]
+                   if flaws.center_ema_per == "update" else [(parts, rows)])
+        center = state[rank]
+        for queued, local in applies:
+            center = _apply(center, _combined(queued, flaws), sum(local), world, momentum, flaws)
+        out.append(center)
     return out
 
 

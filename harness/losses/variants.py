@@ -110,5 +110,26 @@ class Variant:
     """"local_batch": the local loss is the mean over this rank's samples, not scaled to the
     global batch (wrong on uneven shards, 0/0 on an empty rank)."""
 
+    # -- the training step (``harness.losses.step``: the caller of the losses) -------------
+    step_center_updates: Literal["per_step", "per_micro_batch"] = "per_step"
+    """How often a step applies a center update: once per optimizer step, over every
+    micro-batch's rows; or every micro-batch (lightly-train issue 968: the center moves M
+    times a step, each time towards one micro-batch's mean)."""
+    step_ema: Literal["per_step", "per_micro_batch"] = "per_step"
+    """How often the teacher follows the student: once, after the optimizer step; or after
+    every micro-batch's backward (the student unchanged but for the last)."""
+    step_micro_weights: Literal["global_rows", "mean"] = "global_rows"
+    """How micro-batch losses add up to the step's: each weighted by its share of the
+    step's global rows (exact); or their plain mean (wrong on unequal micro-batches,
+    lightly PR 2062)."""
+    step_patch_center_input: Literal["rows", "rank_mean"] = "rows"
+    """What the patch center is handed: the masked tokens, one row each; or what a
+    ``[1, M, K]`` input becomes in a center that averages its input's dim 1 (DINOv2's
+    ``iBOTPatchLoss``, fed so by its training code, dinov2 issue 546): the rank's mean
+    token, so the center is a mean of per-rank means."""
+    step_center_timing: Literal["before_backward", "after_backward"] = "before_backward"
+    """When a step issues ``update_center``: before its backward (the all-reduce hides
+    behind it, the seed's timing contract) or after it (the same numbers, nothing hidden)."""
+
 
 REFERENCE = Variant()

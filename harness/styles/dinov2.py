@@ -130,6 +130,9 @@ class KoLeo(torch.nn.Module):
         "groups": "DINOv2's KoLeoLoss has no groups: its neighbours are the rank's own batch",
         "small_rank": "DINOv2's KoLeoLoss looks in the rank's own batch: torch.max over an "
                       "empty row raises, a lone sample is its own neighbour",
+        # the step kind: one process on the whole batch is one regulariser, N ranks are N
+        "step": "DINOv2's KoLeoLoss looks in the rank's own batch, by design: a step on N "
+                "ranks is not one process's",
     }
 
     def __init__(self, topk: int = 1, group_size: int | None = None) -> None:

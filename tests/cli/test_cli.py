@@ -101,6 +101,15 @@ def test_target_missing_seed_names_is_usage_error():
     assert "DINOv1Loss" in proc.stderr and "lacks" in proc.stderr
 
 
+def test_a_step_function_that_cannot_be_loaded_is_a_usage_error():
+    step = FIXTURES / "user_step.py"
+    for spec, says in ((str(step), "expected FILE.py:function"),
+                       (f"{step}:no_such_step", "has no function 'no_such_step'"),
+                       ("no_such_pkg.steps:train", "--step 'no_such_pkg.steps:train': cannot import")):
+        proc = harness("run", "--step", spec, "--filter", "step-")
+        assert proc.returncode == 2 and says in proc.stderr, (spec, proc.stderr)
+
+
 def test_bad_flags_are_usage_errors(tmp_path):
     assert harness("run", "--world-sizes", "0,2").returncode == 2
     assert harness("run", "--backend", "mpi").returncode == 2

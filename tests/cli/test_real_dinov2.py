@@ -15,8 +15,10 @@ pytest.importorskip("dinov2.loss")
 #: At 2 ranks, DINOv2's real distributed bugs, all on uneven shards or an empty rank: the
 #: center divided by local rows x world size, Sinkhorn's B = local rows x world size, the
 #: CLS loss and the masked iBOT loss normalised by the local batch / local images, and the
-#: iBOT patch center a mean of per-rank means.
+#: iBOT patch center a mean of per-rank means; a CLS-only training step on uneven shards
+#: (its center divisor and its CLS loss's local batch at once).
 DISTRIBUTED_AT_2 = {
+    "step-cls-only",
     "patch_centering-uneven-masked", "patch_centering-rank-without-masked",
     "centering-uneven-shards", "centering-zero-sample-rank", "centering-large-logits-small-k",
     "cls-ten-local-views-uneven", "cls-softmax-teacher-uneven", "cls-zero-sample-rank",

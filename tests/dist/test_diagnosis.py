@@ -32,6 +32,7 @@ IBOT_MASKED = {"kind": "ibot_masked", "K": 16, "patches_per_image": 8, "images_p
 PATCH_CENTERING = {**{key: value for key, value in CENTERING.items() if key != "batch_per_rank"},
                    "kind": "patch_centering", "masked_per_rank": [6, 2, 3]}
 KOLEO = {"kind": "koleo", "K": 16, "batch_per_rank": [5, 2, 4]}
+STEP = {"kind": "step", "K": 8, "steps": 2, "batch_per_rank": [3, 2], "masked_per_rank": [4, 1]}
 
 #: The case each numeric fault is diagnosed on, and its world size.
 SHOWS = {
@@ -60,6 +61,8 @@ SHOWS = {
     "koleo_gather_no_grad": ({**KOLEO, "koleo_topk": 2}, 2),
     "koleo_self_offset": (KOLEO, 2),
     "koleo_local_mean": ({**KOLEO, "koleo_group_size": 4, "world_sizes": [3]}, 3),
+    "step_patch_center_rank_mean": (STEP, 2),
+    "step_center_after_backward": (STEP, 2),
     # scale-only: the smallest sizes that show them (a count past float16's exact range,
     # more ranks than one node, groups smaller than the world)
     "center_count_float16": ({**CENTERING, "K": 4, "steps": 2, "batch_per_rank": [2063, 0]}, 2),

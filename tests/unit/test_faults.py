@@ -32,3 +32,15 @@ def test_every_fault_binds_its_variant_on_every_loss_of_its_namespace():
         assert {"DINOv1Loss", "iBOTPatchLoss", "DINOv2Loss", "iBOTMaskedPatchLoss",
                 "iBOTPatchCenter"} <= set(losses), name
         assert all(obj.variant == fault.variant for obj in losses.values()), name
+
+
+def test_every_fault_hands_the_step_kind_the_reference_step_with_its_variant():
+    import importlib
+
+    from harness.faults import module_name
+    from harness.losses.step import dino_step
+    from harness.targets import STEP_ATTRIBUTE
+
+    for name, fault in FAULTS.items():
+        step = getattr(importlib.import_module(module_name(name)), STEP_ATTRIBUTE)
+        assert step.func is dino_step and step.keywords == {"variant": fault.variant}, name
