@@ -15,11 +15,12 @@ from typing import Any
 
 from ..cases import Case
 from ..cases import kind as kinds
-from ..cases.footprint import footprint
+from ..cases.footprint import BASE_MB, footprint
 from ..outcome import rank_failure_fields, verify_failure_fields
 from ..results import CaseResult
 from ..runtime import RankFailure
 from ..runtime.executor import Executor
+from ..runtime.memory import headroom_mb, release_heap
 from ..styles import CONTRACTS, required_contract
 from ..targets import Target
 from .closeness import worst_of
@@ -41,7 +42,8 @@ def run_case(case: Case, backend: str, world_size: int, executor: Executor, targ
             out.extra["repro"] = repro(case, backend, world_size, target, timeout_s)
         return out
 
-    reason = skip_reason(case, target) or executor.unavailable_reason(backend, world_size)
+    reason = (skip_reason(case, target) or executor.unavailable_reason(backend, world_size)
+              or _memory_short(case, world_size))
     if reason:
         return result(status="skip", skip_reason=reason)
 
@@ -79,6 +81,19 @@ def run_case(case: Case, backend: str, world_size: int, executor: Executor, targ
     if not passed and diagnosis is not None:
         extra.update(diagnosis=diagnosis.text, mistakes=diagnosis.names)
     return result(status="pass" if passed else "fail", checks=checks, extra=extra)
+
+
+def _memory_short(case: Case, world_size: int) -> str | None:
+    """Why this case cannot run on what the machine has left now (the plan was checked
+    before the run began; another program, or a pool's pages, may have taken it since):
+    a skip told with the figures, never a victim of the kernel's OOM killer."""
+    estimate = footprint(case, world_size)
+    need = estimate.total_mb - BASE_MB  # the parent and the zygote are already here
+    free, floor = headroom_mb()
+    if need <= free:
+        return None
+    return (f"not enough memory now: the case needs an estimated {need:.0f} MB beyond the "
+            f"harness itself, the machine has {free:.0f} MB above the guard's {floor:.0f} MB floor")
 
 
 def _worst_per_quantity(checks: list[Any]) -> list[Any]:
@@ -176,6 +191,7 @@ def run_all(
         if on_start:
             on_start(case, backend, world_size)
         outcome = run_case(case, backend, world_size, executor, target, timeout_s=timeout_s)
+        release_heap()  # a 64-rank case's golden copies are gone: give their pages back
         results.append(outcome)
         if on_result:
             on_result(outcome)

@@ -61,9 +61,7 @@ def require_memory(plan: Sequence[tuple[Case, str, int]], probe: Any = None,
     from ..cases.footprint import footprint
     from ..runtime import memory
 
-    probe = probe or memory.PROC
-    floor = memory.floor_bytes(probe.total(), floor_mb) / memory.MB
-    free = probe.available() / memory.MB - floor
+    free, floor = memory.headroom_mb(probe, floor_mb)
     too_big = [(case.test_id(backend, w), footprint(case, w)) for case, backend, w in plan]
     too_big = [(test_id, fp) for test_id, fp in too_big if fp.total_mb > free]
     if too_big:

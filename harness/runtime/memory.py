@@ -27,6 +27,8 @@ memory is reported as stopped for memory, with the figures.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import functools
 import os
 import signal
@@ -83,6 +85,13 @@ def floor_bytes(total: int, override_mb: float | None = None) -> int:
     if override_mb is not None:
         return max(0, int(override_mb * MB))
     return max(MIN_FLOOR, int(FLOOR_FRACTION * total))
+
+
+def headroom_mb(probe: Probe | None = None, floor_mb: float | None = None) -> tuple[float, float]:
+    """What the machine can still hand out above the guard's floor, and that floor (MB)."""
+    probe = probe or PROC
+    floor = floor_bytes(probe.total(), floor_mb) / MB
+    return probe.available() / MB - floor, floor
 
 
 class MemoryWatch:
@@ -192,6 +201,27 @@ class _Proc:
 
 
 PROC: Probe = _Proc()
+
+
+def release_heap() -> None:
+    """Hand the heap's freed pages back to the kernel (glibc's ``malloc_trim``).
+
+    A case's tensors are freed when it ends, but glibc keeps the pages of a fragmented heap;
+    a pool of 64 ranks that each kept their largest case's ~100 MB held 6 GB between cases
+    (measured: K = 65536 scale catalogue, W = 64). A no-op where libc has no malloc_trim.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim() -> Any:
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):
+        return None
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from harness.runtime import collective_log
+from harness.runtime import collective_log, memory
 from harness.runtime.program import call_program, error_from_exception
 from harness.runtime.protocol import (
     LIFELINE_DUMP_FLIGHT_RECORDER,
@@ -140,6 +140,8 @@ def _serve(channel: _Channel, ctx: RankContext) -> int:
         collective_log.begin_run(message.run_id)
         status, value = call_program(ctx, message.program, message.payload, pickled=True)
         channel.send(Ok(message.run_id, value) if status == "ok" else Error(message.run_id, value))
+        del value
+        memory.release_heap()  # the next case, not this one, decides what a rank holds
 
 
 def _shutdown(ctx: RankContext) -> None:

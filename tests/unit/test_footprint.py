@@ -55,3 +55,27 @@ def test_a_case_the_machine_cannot_hold_is_refused_with_its_estimate():
     need = footprint(fine, 64).total_mb / 1024
     with pytest.raises(NotEnoughMemory):
         require_memory([(fine, "gloo", 64)], FakeMachine(need + 0.5))
+
+
+class NeverRuns:
+    """An executor that fails the test if the case is started."""
+
+    def unavailable_reason(self, backend: str, world_size: int) -> None:
+        return None
+
+    def run(self, *args: object, **kwargs: object) -> list[object]:
+        raise AssertionError("a case the machine cannot hold now was started")
+
+
+def test_a_case_the_machine_can_no_longer_hold_is_skipped_with_the_figures(monkeypatch):
+    from harness.checks.runner import run_case
+    from harness.runtime import memory
+    from harness.targets import load_target
+
+    big = sinkhorn(65536, 16, 64)
+    monkeypatch.setattr(memory, "PROC", FakeMachine(2.0))  # 0.8 GiB above the 1.2 GiB floor
+    result = run_case(big, "gloo", 64, NeverRuns(), load_target("harness.losses"))
+    assert result.status == "skip"
+    assert "not enough memory now" in result.skip_reason
+    need = footprint(big, 64).total_mb - BASE_MB
+    assert f"needs an estimated {need:.0f} MB" in result.skip_reason
