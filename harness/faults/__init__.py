@@ -161,6 +161,18 @@ FAULTS: dict[str, Fault] = {
         "The step issues update_center after backward: the same numbers, nothing hidden.",
         ("step",), Variant(step_center_timing="after_backward"),
     ),
+    "step_center_per_micro_batch": Fault(
+        "The step applies a center update every micro-batch, not once per optimizer step.",
+        ("step",), Variant(step_center_updates="per_micro_batch"),
+    ),
+    "step_ema_per_micro_batch": Fault(
+        "The step updates the teacher EMA every micro-batch, not once per optimizer step.",
+        ("step",), Variant(step_ema="per_micro_batch"),
+    ),
+    "step_micro_mean": Fault(
+        "The step's loss is the plain mean of its micro-batch losses, not weighed by their rows.",
+        ("step",), Variant(step_micro_weights="mean"),
+    ),
     # -- scale-only: right at 1-4 ranks on the correctness catalogue, wrong in the scale family
     "center_count_float16": Fault(
         "The center's all-reduced row count is held in float16: exact up to 2048 rows.",

@@ -19,9 +19,10 @@ step is issued before the step's first gradient all-reduce (the DDP communicatio
 logs them), so its all-reduce hides behind the backward. A failure asks the step's models
 -- the caller's mistakes and the losses' -- which one gives these numbers and this order.
 
-Micro-batches: a rank's rows of a step are split into consecutive micro-batches
-(:func:`micro_batches`); the step function gets them as a list. The count comes from the
-``micro_batches`` key where the schema has it, else 1.
+Micro-batches (the ``micro_batches`` key, cut as every kind cuts them:
+:mod:`harness.kinds._micro`): a rank's samples and masked tokens of a step are split into
+the same number of consecutive micro-batches, and the step function gets them as a list;
+the one process gets its whole batch as one.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from ..checks.collect import Checks
 from ..checks.diagnose import Diagnosis, explain
 from ..golden import sharded
 from ..golden import step as golden_step
+from . import _micro
 
 if TYPE_CHECKING:
     from ..checks.job import Job
@@ -53,16 +55,16 @@ TERMS = golden_step.TERMS
 OVERLAP = "center_update_overlap"
 
 
-def micro_batches(case: Any) -> int:
-    """M, the micro-batches per optimizer step (the schema's ``micro_batches`` key where it
-    has one)."""
-    return int(getattr(case, "micro_batches", 1))
+#: ``[rank]``: its micro-batch sizes of (samples, masked tokens).
+MicroSizes = tuple[list[list[int]], list[list[int]]]
 
 
-def micro_sizes(rows: int, micro: int) -> list[int]:
-    """``rows`` split into ``micro`` consecutive micro-batches, the first ones larger by one
-    where they do not divide (``numpy.array_split``)."""
-    return [len(part) for part in np.array_split(np.arange(rows), micro)]
+def micro_sizes(job: Job) -> MicroSizes:
+    """Every rank's micro-batch sizes of its samples and of its masked tokens; one
+    micro-batch of the whole batch in the one-process run (the golden)."""
+    if job.mode == "single":
+        return [[sum(job.counts(CROPS))]], [[sum(job.counts(MASKED_STUDENT))]]
+    return _micro.sizes(job, _micro.SAMPLES), _micro.sizes(job, _micro.MASKED)
 
 
 def step_config(case: Any, semantics: Any) -> golden_step.StepConfig:
@@ -95,6 +97,7 @@ def rank_program(ctx: RankContext, job: Job) -> dict[str, Any]:
     losses = _losses(target.api, case, events)
     step = _step_function(target)
     data = {name: job.shard(name, ctx.rank) for name in (CROPS, MASKED_STUDENT, MASKED_TEACHER)}
+    rows, tokens = micro_sizes(job)
     out: dict[str, list[Any]] = {"student": [], "teacher": [], "centers": [], "losses": [],
                                  "overlap": []}
     for k in range(case.steps):
@@ -104,7 +107,8 @@ def rank_program(ctx: RankContext, job: Job) -> dict[str, Any]:
         first = len(events)
         with collective_log.step(f"step {k}"):
             returned = step(Modules(student, teacher), optimizer,
-                            _batch(case, data, k, ctx.device), losses, state)
+                            _batch(data, k, rows[ctx.rank], tokens[ctx.rank], ctx.device),
+                            losses, state)
         out["losses"].append(_returned(returned))
         out["student"].append(model.weights())
         out["teacher"].append(teacher.weights())
@@ -173,17 +177,18 @@ def _step_function(target: Any) -> Any:
     return target.step or dino_step
 
 
-def _batch(case: Any, data: dict[str, np.ndarray], k: int, device: Any) -> list[Any]:
-    """This rank's micro-batches of step ``k``, float32 on its device."""
+def _batch(data: dict[str, np.ndarray], k: int, rows: list[int], tokens: list[int],
+           device: Any) -> list[Any]:
+    """This rank's micro-batches of step ``k`` (``rows``/``tokens``: their sizes), float32
+    on its device."""
     from ..checks.job import to_torch
     from ..losses.step import MicroBatch
 
     crops, ms, mt = data[CROPS][k], data[MASKED_STUDENT][k], data[MASKED_TEACHER][k]
-    m = micro_batches(case)
-    rows, tokens = micro_sizes(crops.shape[1], m), micro_sizes(ms.shape[0], m)
     return [MicroBatch(to_torch(shard(crops, rows, j, 1), "float32", device),
                        to_torch(shard(ms, tokens, j, 0), "float32", device),
-                       to_torch(shard(mt, tokens, j, 0), "float32", device)) for j in range(m)]
+                       to_torch(shard(mt, tokens, j, 0), "float32", device))
+            for j in range(len(rows))]
 
 
 def _returned(returned: Any) -> dict[str, float]:
@@ -281,8 +286,8 @@ def _spreads(case: Any, world_size: int) -> dict[str, float]:
 
     config = step_config(case, Semantics())
     params = golden_step.initial_params(case.seed, case.K, config.heads)
-    batches = _batches(case, case.global_data(world_size), [sum(case.batch_sizes(world_size))],
-                       [sum(case.masked_counts(world_size))], 1)
+    batches = _one_process(case, case.global_data(world_size), sum(case.batch_sizes(world_size)),
+                           sum(case.masked_counts(world_size)))
     exact = golden_step.simulate(config, params, batches)
     held = golden_step.simulate(config, params, batches, held_in_float32=True)
     weights = max(_apart(a[p], b[p]) for k in range(case.steps)
@@ -307,15 +312,21 @@ def _job_batches(job: Job, whole: bool) -> list[list[list[golden_step.MicroData]
     """The job's inputs, as the ranks split them, or (``whole``) as the one process has them."""
     rows, tokens = job.counts(CROPS), job.counts(MASKED_STUDENT)
     if whole:
-        return _batches(job.case, job.data(), [sum(rows)], [sum(tokens)], 1)
-    return _batches(job.case, job.data(), rows, tokens, micro_batches(job.case))
+        return _one_process(job.case, job.data(), sum(rows), sum(tokens))
+    return _batches(job.case, job.data(), rows, tokens, micro_sizes(job))
+
+
+def _one_process(case: Any, data: Mapping[str, np.ndarray], rows: int, tokens: int
+                 ) -> list[list[list[golden_step.MicroData]]]:
+    """The whole batch as one rank's one micro-batch a step."""
+    return _batches(case, data, [rows], [tokens], ([[rows]], [[tokens]]))
 
 
 def _batches(case: Any, data: Mapping[str, np.ndarray], rows: list[int], tokens: list[int],
-             m: int) -> list[list[list[golden_step.MicroData]]]:
+             micro: MicroSizes) -> list[list[list[golden_step.MicroData]]]:
     """``[rank][step][micro]`` float64 inputs: each rank's shard (``rows`` samples and
-    ``tokens`` masked tokens per rank) split into ``m`` micro-batches as the ranks split
-    them (one rank of one micro-batch: the one process)."""
+    ``tokens`` masked tokens per rank) split into micro-batches of ``micro``'s sizes as the
+    ranks split them (one rank of one micro-batch: the one process)."""
     out = []
     for rank in range(len(rows)):
         per_step = []
@@ -323,9 +334,9 @@ def _batches(case: Any, data: Mapping[str, np.ndarray], rows: list[int], tokens:
             crops = shard(data[CROPS][k], rows, rank, 1)
             ms = shard(data[MASKED_STUDENT][k], tokens, rank, 0)
             mt = shard(data[MASKED_TEACHER][k], tokens, rank, 0)
-            r, t = micro_sizes(crops.shape[1], m), micro_sizes(ms.shape[0], m)
+            r, t = micro[0][rank], micro[1][rank]
             per_step.append([golden_step.MicroData(shard(crops, r, j, 1), shard(ms, t, j, 0),
-                                                   shard(mt, t, j, 0)) for j in range(m)])
+                                                   shard(mt, t, j, 0)) for j in range(len(r))])
         out.append(per_step)
     return out
 
@@ -413,7 +424,7 @@ def check(values: dict[str, Any], explicit: dict[str, Any]) -> None:
     if s * t - min(s, t) == 0:
         raise Bad("views_student", "expected a (student, teacher) view pair of different crops, "
                   f"got views_student = {s} and views_teacher = {t}")
-    if values["koleo_weight"] and values.get("micro_batches", 1) > 1:
+    if values["koleo_weight"] and values["micro_batches"] != 1:
         raise Bad("koleo_weight", "expected no KoLeo with micro_batches > 1: its neighbours "
                   "would be a micro-batch's, which one process on the whole batch cannot be")
 
@@ -442,7 +453,7 @@ KIND = Kind(
     order=5,
     keys=frozenset({"views_student", "views_teacher", "batch_per_rank", "masked_per_rank",
                     "steps", "momentum", "student_temp", "dino_weight", "ibot_weight",
-                    "koleo_weight", "ema_momentum", "lr"}),
+                    "koleo_weight", "ema_momentum", "lr", "micro_batches"}),
     tensors={CROPS: Tensor(8, "batch", "student", _lead),
              MASKED_STUDENT: Tensor(9, "masked", "student", _per_step),
              MASKED_TEACHER: Tensor(10, "masked", "teacher", _per_step)},
@@ -452,4 +463,6 @@ KIND = Kind(
     check=check,
     calls_missing=calls_missing,
     rounding_spread=rounding_spread,
+    micro_counts=lambda case, world: {_micro.SAMPLES: case.shard_sizes(CROPS, world),
+                                      _micro.MASKED: case.shard_sizes(MASKED_STUDENT, world)},
 )

@@ -63,6 +63,10 @@ SHOWS = {
     "koleo_local_mean": ({**KOLEO, "koleo_group_size": 4, "world_sizes": [3]}, 3),
     "step_patch_center_rank_mean": (STEP, 2),
     "step_center_after_backward": (STEP, 2),
+    # micro-batches of unequal global sizes (3 and 2 samples): what a plain mean gets wrong
+    "step_center_per_micro_batch": ({**STEP, "micro_batches": 2}, 2),
+    "step_ema_per_micro_batch": ({**STEP, "micro_batches": 2}, 2),
+    "step_micro_mean": ({**STEP, "micro_batches": 2}, 2),
     # scale-only: the smallest sizes that show them (a count past float16's exact range,
     # more ranks than one node, groups smaller than the world)
     "center_count_float16": ({**CENTERING, "K": 4, "steps": 2, "batch_per_rank": [2063, 0]}, 2),

@@ -63,9 +63,14 @@ def test_the_reference_passes_every_check(name: str, world_size: int, rank_pools
 STEP_FAULTS = sorted(name for name, fault in FAULTS.items() if "step" in fault.kinds)
 
 
+#: The step's gradient-accumulation mistakes need micro-batches to show.
+MICRO_FAULTS = {"step_center_per_micro_batch", "step_ema_per_micro_batch", "step_micro_mean"}
+
+
 @pytest.mark.parametrize("fault", STEP_FAULTS)
 def test_a_step_fault_is_caught_and_named(fault: str, rank_pools) -> None:
-    result = run("step-uneven-shards", 3, rank_pools, module_name(fault))
+    case = "step-micro-batches" if fault in MICRO_FAULTS else "step-uneven-shards"
+    result = run(case, 3, rank_pools, module_name(fault))
     mistake = mistake_of(FAULTS[fault])
     assert result.status == "fail", result
     assert result.extra["mistakes"] == [mistake.name], result.extra["diagnosis"]

@@ -35,11 +35,15 @@ def test_keys_default_and_rules() -> None:
         case_from_table({**CASE, "views_student": 1, "views_teacher": 1})
 
 
-def test_micro_batches_are_consecutive_and_as_even_as_can_be() -> None:
-    assert step.micro_sizes(7, 3) == [3, 2, 2]
-    assert step.micro_sizes(1, 2) == [1, 0]
-    assert step.micro_batches(case_from_table(CASE)) == getattr(case_from_table(CASE),
-                                                                "micro_batches", 1)
+def test_micro_batches_cut_samples_and_masked_tokens_alike_and_the_one_process_not() -> None:
+    case = case_from_table({**CASE, "koleo_weight": 0.0, "micro_batches": 2})
+    rows, tokens = step.micro_sizes(Job(case, 2, None, "dist"))
+    assert rows == [[2, 1], [1, 1]] and tokens == [[2, 2], [1, 0]]
+    assert step.micro_sizes(Job(case, 2, None, "single")) == ([[5]], [[5]])
+    with pytest.raises(CaseError, match="key 'koleo_weight': expected no KoLeo with micro_batches"):
+        case_from_table({**CASE, "micro_batches": 2})
+    with pytest.raises(CaseError, match="micro_batches"):  # explicit sizes must add up
+        case_from_table({**CASE, "koleo_weight": 0.0, "micro_batches": [[1, 1]]})
 
 
 def test_what_a_style_lacks_is_said() -> None:
