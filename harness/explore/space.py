@@ -11,7 +11,8 @@ towards its first entry, ``one_of`` towards its first strategy, lists towards fe
 entries. So every strategy lists the simplest case first -- the fewest ranks, samples,
 steps, views and iterations; for the other keys the catalogue's default (a default value
 is left out of the written file, so a shrunk file shows only the keys that matter), then
-round values, then arbitrary ones ("K round and not").
+round values, then arbitrary ones ("K round and not"). A step case is drawn smaller and
+tamer than the others (``STEP_*``: it is a training run, and its tolerances hold there).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from hypothesis import strategies as st
 from ..cases import kind as kinds
 from ..cases.choices import DTYPES, NUM_SAMPLES, TEACHER_NORMS
 from ..cases.schema import KEYS, applies
+from ..kinds import step as step_kind
 from .assumptions import Assumptions
 
 #: The name every drawn case carries (a finding's case file gets its own): the data
@@ -42,15 +44,8 @@ NOT_DRAWN = {
     "expect_error": "the search looks for bugs, not for the error contract",
     "deadline_s": "the run's default deadline",
 }
-#: Kinds the search cannot draw: a key they require has nothing to draw it from, or a
-#: configuration is a training run.
-NOT_SEARCHABLE = {
-    "comms": NOT_DRAWN["comms"],
-    "step": "a configuration is a k-step training run of K x K heads (K at most 1024, where "
-            "the search draws up to 65536): its catalogue and --step check it",
-}
-NOT_DRAWN.update({key: "only the step kind has it, and the step kind is not searched"
-                  for key in ("koleo_weight", "ema_momentum", "lr")})
+#: Kinds the search cannot draw: a key they require has nothing to draw it from.
+NOT_SEARCHABLE = {"comms": NOT_DRAWN["comms"]}
 #: Most samples per rank drawn (batch rows, masked patches, images): small cases run fast,
 #: and a distributed mistake shows on a handful of samples.
 MAX_BATCH, MAX_MASKED, MAX_IMAGES = 12, 24, 6
@@ -71,6 +66,26 @@ OFFSETS = (0.0, 0.5, 1.0, 3.0)
 OUTLIERS = (-5.0, 5.0, -30.0, 30.0)
 WEIGHTS = (1.0, 0.5, 2.0)
 MAX_SEED = 2**20
+#: The step kind -- a k-step DDP training run of K x K tanh heads -- is drawn where it is
+#: cheap and where its float32 run stays within its tolerances of the float64 step:
+#:
+#: * cost: a failing step reruns the float64 step once per known mistake to name it (on
+#:   this 2-core machine 3 s at K = 128, 3 steps, 4 ranks; 136 s at its MAX_K = 1024);
+#: * tolerances: the reference itself exceeds the step's weights tolerance (floor 1e-5, or
+#:   100 x the spread of float32-held weights, which leaves float32 arithmetic out) at
+#:   K = 128 with prototype offsets of 3 (up to 7 x tol), with inputs of scale 120 (tanh
+#:   saturates: 38 x tol at K = 16) and with a student temperature of 0.02 (2 x tol).
+#:
+#: So K <= 32, at most 3 steps, inputs of scale <= 1 with offsets <= 1 (the step
+#: catalogue's), temperatures no sharper than DINO's own; widen once that tolerance is
+#: derived from the step's float32 arithmetic.
+STEP_MAX_K, STEP_MAX_STEPS = min(32, step_kind.MAX_K), 3
+STEP_INPUT_SCALES, STEP_OFFSETS = (1.0, 0.3, 0.1), (0.0, 0.5, 1.0)
+STEP_MIN_STUDENT_TEMP, STEP_MIN_TEACHER_TEMP = 0.1, 0.04
+#: The step's SGD learning rates, the default (0.05) first; then any in [0.001, 0.5].
+LRS, MAX_LR = (0.05, 0.01, 0.1, 0.5), 0.5
+IBOT_WEIGHTS = (*WEIGHTS, 0.0)  # the step without iBOT: what a style with a CLS loss only runs
+KOLEO_WEIGHTS = (0.1, 0.05, 0.5)
 
 
 @dataclass(frozen=True)
@@ -117,7 +132,12 @@ def _round3(x: float) -> float:
 
 
 def _prototypes(d: Draw) -> Any:
-    return st.one_of(st.sampled_from(ROUND_K), st.integers(2, MAX_K))
+    hi = STEP_MAX_K if d.kind == "step" else MAX_K
+    return st.one_of(st.sampled_from([k for k in ROUND_K if k <= hi]), st.integers(2, hi))
+
+
+def _steps(d: Draw) -> Any:
+    return st.integers(1, STEP_MAX_STEPS if d.kind == "step" else MAX_STEPS)
 
 
 def _per_rank(hi: int) -> Strategy:
@@ -137,8 +157,11 @@ def _views_teacher(d: Draw) -> Any:
 
 
 def _views_student(d: Draw) -> Any:
-    # at least one (student, teacher) pair with s != t: S = T = 1 is the error contract
-    return st.integers(2 if d.value("views_teacher") == 1 else 1, MAX_VIEWS)
+    """At least one (student, teacher) pair with s != t (S = T = 1 is the error contract);
+    in a step the teacher's views are the student's first ones, so S >= T (its rule)."""
+    t = d.value("views_teacher")
+    lo = 2 if t == 1 else 1
+    return st.integers(max(lo, t) if d.kind == "step" else lo, MAX_VIEWS)
 
 
 def _patches(d: Draw) -> Any:
@@ -169,13 +192,30 @@ def _dtype(d: Draw) -> Any:
     return st.just("float32") if d.assume.float32 else st.sampled_from(DTYPES)
 
 
-def _temperature(values: tuple[float, ...]) -> Strategy:
-    return lambda d: st.one_of(st.sampled_from(values),
-                               st.floats(MIN_TEMP, 1.0).map(_round3))
+def _temperature(values: tuple[float, ...], step_min: float) -> Strategy:
+    """Round temperatures first, then any down to ``MIN_TEMP`` (a step's: ``step_min``)."""
+    def strategy(d: Draw) -> Any:
+        lo = step_min if d.kind == "step" else MIN_TEMP
+        return st.one_of(st.sampled_from([t for t in values if t >= lo]),
+                         st.floats(lo, 1.0).map(_round3))
+    return strategy
 
 
 def _momentum(d: Draw) -> Any:
     return st.one_of(st.sampled_from(MOMENTA), st.floats(0.0, 0.999).map(_round3))
+
+
+def _lr(d: Draw) -> Any:
+    """The step's learning rate: large ones too (0.5), where a wrong gradient moves most."""
+    return st.one_of(st.sampled_from(LRS), st.floats(0.001, MAX_LR).map(_round3))
+
+
+def _koleo_weight(d: Draw) -> Any:
+    """None first; none with micro-batches (the step's rule: KoLeo's neighbours are the
+    step's whole batch), nor on a global batch of one sample (no neighbour)."""
+    if d.value("micro_batches") != 1 or _global_batch(d) < 2:
+        return OMIT
+    return _optional(st.sampled_from(KOLEO_WEIGHTS))
 
 
 def _group_size(d: Draw) -> Any:
@@ -258,6 +298,12 @@ def _logits(d: Draw) -> Any:
     if d.assume.head_like_logits:
         return st.sampled_from(HEAD_SCALES).map(lambda s: _sub_table(distribution="uniform",
                                                                      scale=s))
+    if d.kind == "step":  # the heads' inputs, in the regime its tolerances hold (above)
+        return st.builds(
+            lambda dist, scale, sample, proto: _sub_table(
+                distribution=dist, scale=scale, sample_offset=sample, prototype_offset=proto),
+            st.sampled_from(("normal", "uniform")), st.sampled_from(STEP_INPUT_SCALES),
+            st.sampled_from(STEP_OFFSETS), st.sampled_from(STEP_OFFSETS))
     outlier = st.one_of(st.none(), st.tuples(st.sampled_from(OUTLIERS), st.sampled_from((-1, 0))))
     return st.builds(
         lambda dist, scale, sample, proto, out: _sub_table(
@@ -279,7 +325,7 @@ STRATEGIES: dict[str, Strategy] = {
     "batch_per_rank": _per_rank(MAX_BATCH),
     "masked_per_rank": _per_rank(MAX_MASKED),
     "images_per_rank": _per_rank(MAX_IMAGES),
-    "steps": lambda d: st.integers(1, MAX_STEPS),
+    "steps": _steps,
     "teacher_2d": lambda d: st.booleans(),
     "views_teacher": _views_teacher,
     "views_student": _views_student,
@@ -293,11 +339,14 @@ STRATEGIES: dict[str, Strategy] = {
     "K": _prototypes,
     "teacher_dtype": _dtype,
     "student_dtype": _dtype,
-    "teacher_temp": _temperature(TEACHER_TEMPS),
-    "student_temp": _temperature(STUDENT_TEMPS),
+    "teacher_temp": _temperature(TEACHER_TEMPS, STEP_MIN_TEACHER_TEMP),
+    "student_temp": _temperature(STUDENT_TEMPS, STEP_MIN_STUDENT_TEMP),
     "momentum": _momentum,
     "dino_weight": lambda d: st.sampled_from(WEIGHTS),
-    "ibot_weight": lambda d: st.sampled_from(WEIGHTS),
+    "ibot_weight": lambda d: st.sampled_from(IBOT_WEIGHTS if d.kind == "step" else WEIGHTS),
+    "koleo_weight": _koleo_weight,
+    "ema_momentum": _momentum,
+    "lr": _lr,
     "logits": _logits,
     "group_size": _group_size,
     "koleo_topk": _koleo_topk,

@@ -12,7 +12,15 @@ from harness.cases import kind as registry
 from harness.cases.schema import KEYS, applies
 from harness.errors import UsageError
 from harness.explore import Assumptions, Space, parse
-from harness.explore.space import NOT_DRAWN, NOT_SEARCHABLE, STRATEGIES, tables
+from harness.explore.space import (
+    NOT_DRAWN,
+    NOT_SEARCHABLE,
+    STEP_MAX_K,
+    STEP_MAX_STEPS,
+    STRATEGIES,
+    tables,
+)
+from harness.kinds.step import MAX_K
 
 SEARCHED = tuple(k for k in registry.kind_names() if k not in NOT_SEARCHABLE)
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
@@ -93,3 +101,24 @@ def test_shrinking_a_drawn_case_goes_to_the_simplest_one():
                      "backends": ["gloo"], "batch_per_rank": 1, "n_iterations": 1,
                      "num_samples": "global_int", "K": 128, "teacher_dtype": "float32",
                      "teacher_temp": 0.04, "logits": {}, "seed": 0}
+
+
+@FAST
+@given(tables(Space(("step",), max_world_size=4)))
+def test_a_drawn_step_is_a_valid_step_case_and_a_cheap_one(table):
+    case = case_from_table(table)  # its rules: S >= T views, no KoLeo with micro-batches
+    assert case.K <= STEP_MAX_K <= MAX_K and case.steps <= STEP_MAX_STEPS
+    assert case.views_teacher <= case.views_student
+    assert not case.koleo_weight or case.micro_batches == 1
+
+
+def test_shrinking_a_drawn_step_goes_to_the_smallest_training_step():
+    from hypothesis import find
+
+    table = find(tables(Space(("step",), 4)), lambda t: t["world_sizes"][0] > 1)
+    assert table == {"name": "explore", "kind": "step", "world_sizes": [2], "backends": ["gloo"],
+                     "batch_per_rank": [0, 1], "masked_per_rank": [0, 1], "steps": 1,
+                     "views_teacher": 1, "views_student": 2, "K": 8,
+                     "teacher_dtype": "float32", "teacher_temp": 0.04, "student_temp": 0.1,
+                     "momentum": 0.9, "dino_weight": 1.0, "ibot_weight": 1.0,
+                     "ema_momentum": 0.9, "lr": 0.05, "logits": {}, "seed": 0}
