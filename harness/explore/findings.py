@@ -60,7 +60,7 @@ def signature_of(result: CaseResult) -> Signature | None:
         return Signature(result.kind, (f"{failure} {what}",))
     names = [str(n) for n in result.extra.get("mistakes") or () if str(n) in BY_NAME]
     if names:
-        quantity = "+".join(sorted({BY_NAME[n].quantity for n in names}))
+        quantity = "+".join(sorted({q for n in names for q in BY_NAME[n].quantities}))
         return Signature(quantity, tuple(names))
     failing = [c for c in result.checks if not c.passed]
     first = failing[0] if failing else None

@@ -32,6 +32,9 @@ def test_a_signature_is_the_named_mistakes_with_their_quantity():
     assert signature_of(named).slug == "sinkhorn-local-count"
     two = result("fail", [FAILED], mistakes=["center_bf16", "loss_local_batch"])
     assert signature_of(two).quantity == "center+loss"
+    # a mistake that changes several quantities (collectives over the world, not the group)
+    wide = result("fail", [FAILED], mistakes=["collectives_over_world"])
+    assert signature_of(wide) == Signature("center+loss+sinkhorn", ("collectives_over_world",))
 
 
 def test_an_unknown_cause_is_the_first_failing_quantity_and_its_category():
