@@ -9,7 +9,8 @@ only decides when to stop, and remembers what it saw:
   ``BaseException`` Hypothesis passes through: there is nothing to shrink). A round that
   has found something rejects every new configuration after it, so its shrinking winds
   down in milliseconds and each finding keeps the smallest example found so far; the final
-  replay of each example still runs.
+  replay of each example still runs, and so does every replay of a configuration already
+  judged (rejecting it now would be an inconsistent answer: Hypothesis's FlakyFailure).
 * **Rounds.** Hypothesis stops generating soon after its first bug, to shrink it. While
   the budget lasts, the next round searches again with every signature found so far
   rejected (``reject()``: not interesting any more), so the budget goes to other
@@ -170,7 +171,7 @@ class Search:
     # ----------------------------------------------------------------------- test body
     def _probe(self, table: dict[str, Any]) -> None:
         final = current_build_context().is_final
-        if not final:
+        if not final and _key(table) not in self._memo:  # a judged table keeps its answer
             self._gate()
         result = self._judged(table)
         if result is None or result.status == "skip":
@@ -194,7 +195,7 @@ class Search:
         raise BudgetSpent
 
     def _judged(self, table: dict[str, Any]) -> CaseResult | None:
-        key = json.dumps(table, sort_keys=True)
+        key = _key(table)
         if key in self._memo:
             return self._memo[key]
         result = self._memo[key] = self.judge(table)
@@ -219,6 +220,11 @@ class Search:
 
     def _elapsed(self) -> float:
         return self.clock() - self._start
+
+
+def _key(table: dict[str, Any]) -> str:
+    """The memo's key of a table: the same configuration, the same key."""
+    return json.dumps(table, sort_keys=True)
 
 
 def round_seed(base: int, index: int) -> int:

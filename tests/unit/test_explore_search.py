@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from harness import kinds  # noqa: F401 - registers the kinds
 from harness.cases import case_from_table
 from harness.explore import Assumptions, Limits, Space
@@ -92,6 +94,23 @@ def test_the_budget_stops_a_search_that_found_nothing():
     s = Search(SINKHORN, judge, Limits(budget_s=25.0, seed=4), clock=lambda: clock[0])
     assert s.run() == [] and s.progress.stopped == "budget"
     assert 20 <= s.progress.configurations <= 26
+
+
+@pytest.mark.parametrize("budget, seed", [(5.0, 4), (8.0, 2), (8.0, 4)])
+def test_a_budget_spent_while_a_round_shrinks_keeps_the_finding_and_is_never_flaky(budget, seed):
+    """Past the budget a round rejects new configurations, never one it already judged:
+    Hypothesis replays a failure before shrinking it, and a failure that replays as
+    rejected was a FlakyFailure that ended the search (on these budgets and seeds)."""
+    clock = [0.0]
+    inner = judge_with({"sinkhorn_local_count": ("sinkhorn", uneven)})
+
+    def judge(table: dict[str, Any]) -> CaseResult:
+        clock[0] += 1.0  # each configuration takes a second
+        return inner(table)
+
+    s = Search(SINKHORN, judge, Limits(budget_s=budget, seed=seed, max_findings=1),
+               clock=lambda: clock[0])
+    assert [f.key for f in s.run()] == ["sinkhorn:sinkhorn_local_count"]
 
 
 def test_max_findings_stops_after_the_round_that_reached_it():
