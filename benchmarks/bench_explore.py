@@ -13,7 +13,8 @@
   medians over the seeds. The ``scale`` family is left out unless ``--faults`` names it
   (the JSON's ``left_out`` says why): planted to be right at 1-4 ranks, they show past
   2048 rows, past 8 ranks or with process groups (``cases/scale/``), mostly beyond the
-  search's world sizes and batches.
+  search's world sizes and batches (``--faults collectives_over_world`` is found at 2
+  ranks in process groups of 1).
 * **Correct code**: the reference with no assumption, and the official DINOv2 losses
   (``--impl dinov2.loss``, when installed) under ``--assume equal-batches
   head-like-logits``, each explored until ``--configurations`` configurations were
