@@ -295,8 +295,9 @@ def _diagnosis(job: Job, target: Target, parts: dict[str, Part], ranks: list[dic
 
             n_micro = range(len(micro[0]))
             if sinkhorn and flaws != sharded.CORRECT:  # each rank's own (flawed) Sinkhorn
-                logits = [shard(a, sizes, r, axis) for r in range(len(sizes))
-                          for a in [quantised(scope.data()[part.teacher], case.teacher_dtype)]]
+                # quantised once, not once per rank: W global copies filled 17 GB at 64 ranks
+                rows = quantised(scope.data()[part.teacher], case.teacher_dtype)
+                logits = [shard(rows, sizes, r, axis) for r in range(len(sizes))]
                 # each micro-batch's rows alone: where the loss's own Sinkhorn normalises them
                 if flaws.sinkhorn_scope == "micro_batch" and part.loss_sinkhorn:
                     alone = [sinkhorn_of(pieces(logits, m), flaws) for m in n_micro]

@@ -148,3 +148,26 @@ def test_a_failed_result_carries_the_command_that_reruns_just_it(rank_pools):
                     "--api", "seed", "--cases", "inline.toml", "--filter",
                     "uneven.1[gloo-ws2]", "--world-sizes", "2", "--backend", "gloo",
                     "--timeout", "20"]
+
+
+def test_the_diagnosis_quantises_the_global_teacher_a_fixed_number_of_times(rank_pools,
+                                                                          monkeypatch):
+    """Not once per rank: each rank's (flawed) Sinkhorn is modelled on shards of one global
+    copy. Once per rank, 64 global copies per model filled 17 GB at 64 ranks."""
+    import harness.checks.job as job_module
+
+    quantised, calls = job_module.quantised, []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return quantised(*args, **kwargs)
+
+    monkeypatch.setattr(job_module, "quantised", counted)
+    table = {**CLS, "teacher_norm": "sinkhorn", "batch_per_rank": [3, 1, 2, 2]}
+    per_world = []
+    for world_size in (2, 4):
+        calls.clear()
+        result = run(table, world_size, rank_pools, module_name("loss_local_batch"))
+        assert result.status == "fail" and result.extra["mistakes"] == ["loss_local_batch"]
+        per_world.append(len(calls))
+    assert per_world[0] == per_world[1] > 0, per_world
