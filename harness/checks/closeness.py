@@ -63,9 +63,9 @@ def _compare(name: str, actual: Any, expected: Any, tolerance: float, *, compari
     same_nonfinite = ~finite_a & ~finite_e & ((a == e) | (np.isnan(a) & np.isnan(e)))
     bad = (finite_a != finite_e) | (~finite_a & ~finite_e & ~same_nonfinite)
     both = finite_a & finite_e
-    err = np.where(both, np.abs(a - e), 0.0)
-    scaled = err / np.maximum(1.0, np.abs(np.where(both, e, 0.0)))
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # inf - inf: masked
+        err = np.where(both, np.abs(a - e), 0.0)
+        scaled = err / np.maximum(1.0, np.abs(np.where(both, e, 0.0)))
         rel = np.where(both & (e != 0), err / np.abs(e), np.where(err > 0, np.inf, 0.0))
 
     nonfinite = int(bad.sum())
