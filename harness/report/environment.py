@@ -156,10 +156,14 @@ def _source_version(origin: Path, top: str | None) -> str | None:
 
 
 def git_info(path: Path) -> dict[str, Any]:
-    """{"git_commit", "git_dirty"} of the checkout holding ``path`` (local git only)."""
+    """{"git_commit", "git_dirty"} of the checkout holding ``path`` (local git only).
+    A file git does not track there (a package pip installed into a checkout's .venv, a
+    scratch file) has no commit: that checkout's HEAD says nothing about its code."""
     folder = path if path.is_dir() else path.parent
     commit = _run(["git", "-C", str(folder), "rev-parse", "--verify", "-q", "HEAD"])
     if commit is None:
+        return {}
+    if _run(["git", "-C", str(folder), "ls-files", "--error-unmatch", "--", str(path)]) is None:
         return {}
     info: dict[str, Any] = {"git_commit": commit.strip()}
     status = _run(["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no"])

@@ -48,3 +48,7 @@ def test_git_commit_of_a_file_target(tmp_path: Path) -> None:
     assert t["git_dirty"] is False and t["version"] == "9.9"
     (tmp_path / "myloss.py").write_text('__version__ = "9.10"\n')
     assert describe_target(str(tmp_path / "myloss.py"), "seed")["git_dirty"] is True
+    # a file git does not track there (pip's package in the checkout's .venv) has no commit
+    (tmp_path / "untracked.py").write_text("x = 1\n")
+    untracked = describe_target(str(tmp_path / "untracked.py"), "seed")
+    assert "git_commit" not in untracked and "git_dirty" not in untracked
