@@ -25,9 +25,9 @@ except ModuleNotFoundError:  # Python 3.10: the API-identical backport
 #: Each named assumption: the field of :class:`Assumptions` it sets, and what it promises.
 NAMED: dict[str, tuple[str, str]] = {
     "equal-batches": ("equal_batches", "every rank holds the same number of samples, masked "
-                      "patches and images"),
+                      "patches and images, in every call (micro-batch) too"),
     "no-empty-rank": ("no_empty_rank", "every rank holds at least one sample, masked patch and "
-                      "image"),
+                      "image, in every call (micro-batch) too"),
     "head-like-logits": ("head_like_logits", "logits are a DINO head's: cosines, uniform in "
                          "[-1, 1], no offsets or outliers"),
     "float32": ("float32", "teacher and student inputs are float32"),

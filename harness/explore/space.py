@@ -236,34 +236,45 @@ def _micro_batches(d: Draw) -> Any:
     """None first (one call per step); then M micro-batches of equal cut, or -- where the
     kind's micro-batches cut one count -- every rank's sizes, cut at drawn places (empty
     micro-batches and unequal ones included: what a mean of per-micro-batch means gets
-    wrong)."""
-    equal = st.integers(2, MAX_MICRO)
-    counts = _micro_counts(d)
-    if counts is None:
+    wrong). The batches' promises hold for every call: under ``equal-batches`` every rank
+    cuts alike, and it and ``no-empty-rank`` leave no micro-batch empty."""
+    every = _micro_counts(d)
+    whole = d.assume.equal_batches or d.assume.no_empty_rank  # no empty micro-batch
+    rows = [n for counts in every.values() for n in counts]
+    # An int M cuts ceil(n / M) rows at a time: its last micro-batch can be empty, M <= n too.
+    ms = [m for m in range(2, MAX_MICRO + 1)
+          if not whole or all(n - -(-n // m) * (m - 1) >= 1 for n in rows)]
+    if not ms:
+        return OMIT
+    equal = st.sampled_from(ms)
+    if len(every) != 1:  # dinov2 cuts two counts: explicit sizes would have to fit both
         return _optional(equal)
+    counts = next(iter(every.values()))
+    parts = st.integers(2, min([MAX_MICRO, *rows]) if whole else MAX_MICRO)
 
     def cuts(n: int, m: int) -> Any:
-        return st.lists(st.integers(0, n), min_size=m - 1, max_size=m - 1).map(
+        inner = st.integers(1, n - 1) if whole else st.integers(0, n)
+        return st.lists(inner, min_size=m - 1, max_size=m - 1, unique=whole).map(
             lambda points: [b - a for a, b in zip([0, *sorted(points)], [*sorted(points), n],
                                                     strict=True)])
 
-    explicit = st.integers(2, MAX_MICRO).flatmap(
-        lambda m: st.tuples(*(cuts(n, m) for n in counts)).map(list))
+    if d.assume.equal_batches:  # one cut, every rank's
+        explicit = parts.flatmap(lambda m: cuts(counts[0], m).map(lambda c: [c] * len(counts)))
+    else:
+        explicit = parts.flatmap(lambda m: st.tuples(*(cuts(n, m) for n in counts)).map(list))
     return _optional(st.one_of(equal, explicit))
 
 
-def _micro_counts(d: Draw) -> list[int] | None:
-    """Every rank's count the drawn case's micro-batches cut, when they cut one (dinov2
-    cuts two: explicit sizes would have to fit both)."""
+def _micro_counts(d: Draw) -> dict[str, list[int]]:
+    """Every rank's counts the drawn case's micro-batches cut, by name (dinov2 cuts two)."""
     from ..cases import case_from_table
     from ..errors import CaseError
 
     try:
         case = case_from_table(dict(d.table))
     except CaseError:
-        return None
-    counts = case.micro_counts(d.world)
-    return next(iter(counts.values())) if len(counts) == 1 else None
+        return {}
+    return case.micro_counts(d.world)
 
 
 def _global_batch(d: Draw) -> int:
