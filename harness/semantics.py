@@ -20,3 +20,8 @@ class Semantics:
     #: KoLeoLossDistributed); "rank": in the rank's own batch, a mean over it (DINOv2's
     #: KoLeoLoss, by design: N ranks are N separate regularisers, not one process).
     koleo_neighbours: str = "global"
+    #: Who steps the center. "caller": the training loop calls ``update_center`` (DINOv2,
+    #: DINOv3, the reference): a loop accumulating micro-batches can hand it a step's rows
+    #: at once. "forward": the loss's own ``forward`` does, at every call, every
+    #: micro-batch too (the original DINO, lightly, solo-learn: lightly-train issue 968).
+    center_update: str = "caller"

@@ -6,7 +6,9 @@ Each step uses the center built from the steps before it (one-step lag): the pro
 With ``micro_batches`` each rank cuts each of those batches into micro-batches, as a
 gradient-accumulation loop does: per micro-batch of the step's first batch its teacher
 probs (``update_centers`` only on the first: the step's center for every micro-batch),
-then its ``update_center``; one apply per step. The golden is the single-process run,
+then its ``update_center`` (or, for a target that never promised to combine several,
+one ``update_center`` on the step's rows after them: :func:`accumulates_by_caller`); one
+apply per step. The golden is the single-process run,
 one call per batch: one EMA step over every micro-batch's rows.
 """
 
@@ -73,11 +75,12 @@ def rank_program(ctx: RankContext, job: Job, head: Head = CLS_HEAD) -> dict[str,
     def center_of(loss: Any) -> Any:
         return None if loss.center is None else to_host(loss.center).reshape(-1)
 
-    case, api = job.case, job.target_api().api
+    case, target = job.case, job.target_api()
     local = job.shard("teacher", ctx.rank)
     sizes = (_micro.sizes(job, head.count)[ctx.rank] if _micro.active(job)
              else [local.shape[BATCH_AXIS]])
-    loss = head.build(api, case)
+    loss = head.build(target.api, case)
+    once = accumulates_by_caller(target)
     probs, centers = [], []
     for step in range(case.steps):
         step_probs = []
@@ -93,13 +96,29 @@ def rank_program(ctx: RankContext, job: Job, head: Head = CLS_HEAD) -> dict[str,
                                                         update_centers=False)))
                     if m == 0:
                         centers.append(center_of(loss))
+                if not once:
+                    with collective_log.step(f"step {step} update_center"):
+                        loss.update_center(batch)
+            if once:  # the whole update's rows in one call, after its micro-batches
                 with collective_log.step(f"step {step} update_center"):
-                    loss.update_center(batch)
+                    loss.update_center(to_torch(local[step, update], case.teacher_dtype,
+                                                ctx.device))
         probs.append(np.concatenate(step_probs, axis=BATCH_AXIS))
     with collective_log.step("apply_center_update"):
         loss.apply_center_update()
     centers.append(center_of(loss))
     return {"probs": probs, "centers": centers}
+
+
+def accumulates_by_caller(target: Target) -> bool:
+    """Whether the program hands a step's micro-batches to ``update_center`` at once: for a
+    target whose training loop calls ``update_center`` (``center_update = "caller"``) but
+    that never promised to combine several calls before an apply (``updates_accumulate``:
+    DINOv2, DINOv3), that is how a loop accumulating micro-batches must call it. A target
+    that promised it gets a call per micro-batch; one whose ``forward`` steps the center
+    is called per micro-batch as its loop would, and fails as lightly-train issue 968."""
+    return (target.semantics.center_update == "caller"
+            and "updates_accumulate" not in target.contracts)
 
 
 def verify(job: Job, target: Target, ranks: list[dict], single: dict,

@@ -43,6 +43,7 @@ STYLE = Style(
     marks=(MARK,),
     adapt=lambda module: namespace(DINOv1Loss=type("DINOv1Loss", (CLS,),
                                                    {"loss_cls": module.DINOLoss})),
-    semantics=Semantics(center_init="zero", cls_reduction="mean_off_diagonal", teacher_views=2),
+    semantics=Semantics(center_init="zero", cls_reduction="mean_off_diagonal",
+                        center_update="forward", teacher_views=2),
     specificity=50,
 )

@@ -80,7 +80,8 @@ STYLE = Style(
             "teacher_temp, ...) with forward(teacher_out, student_out, teacher_temp, epoch)",
     marks=(MARK,),
     adapt=adapt,
-    semantics=Semantics(center_init="zero", cls_reduction="mean_off_diagonal"),
+    semantics=Semantics(center_init="zero", cls_reduction="mean_off_diagonal",
+                        center_update="forward"),
     # Since v1.5.26 its forward raises ValueError when no view pair is left (S = T = 1).
     contracts=lambda module: frozenset({"raises"}),
     specificity=40,

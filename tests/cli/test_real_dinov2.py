@@ -35,15 +35,15 @@ NUMERICS = {
 }
 
 #: Micro-batches (cases/correctness/micro_batches.toml: one optimizer step in several calls,
-#: the golden one call on the whole step). DINOv2 cannot accumulate a step's micro-batches
-#: in its centers: its softmax_center_teacher applies the pending update at every
-#: micro-batch, an EMA step each -- one process too. Its CLS and masked iBOT losses are
-#: per-call local means: right when every rank's micro-batch holds as many samples (images),
-#: wrong, or 0/0 on an empty micro-batch, otherwise.
-MICRO_AT_1 = {"centering-micro-equal", "centering-micro-uneven", "centering-micro-last-shorter",
-              "patch_centering-micro-uneven"}
-MICRO_AT_2 = MICRO_AT_1 | {"cls-micro-uneven", "cls-micro-explicit-softmax",
-                           "ibot_masked-micro-uneven"}
+#: the golden one call on the whole step). DINOv2's centers accumulate a step's micro-batches
+#: when its loop hands update_center the step's rows at once -- the only way its API can
+#: (it never promised to combine two calls): they pass, one process and equal shards too,
+#: and fail only where its center divisor does (uneven ranks). Its CLS and masked iBOT
+#: losses are per-call local means: right when every rank's micro-batch holds as many
+#: samples (images), wrong otherwise.
+MICRO_AT_2 = {"centering-micro-uneven", "centering-micro-last-shorter",
+              "patch_centering-micro-uneven", "cls-micro-uneven", "cls-micro-explicit-softmax",
+              "ibot_masked-micro-uneven"}
 
 
 @pytest.fixture(scope="module")
@@ -61,15 +61,12 @@ def categories(result: dict) -> set[str]:
     return {c["category"] for c in result["checks"] if not c["passed"]}
 
 
-def test_nothing_errors_and_one_process_fails_only_on_extreme_logits_and_micro_batches(
-        results) -> None:
+def test_nothing_errors_and_one_process_fails_only_on_extreme_logits(results) -> None:
     assert not [k for k, r in results.items() if r["status"] == "error"]
     failed_alone = {case for (case, ws), r in results.items() if ws == 1 and r["status"] == "fail"}
-    assert failed_alone == NUMERICS | MICRO_AT_1
+    assert failed_alone == NUMERICS
     for case in NUMERICS:
         assert categories(results[(case, 1)]) == {"numerics"}, results[(case, 1)]["checks"]
-    for case in MICRO_AT_1:  # one process in micro-batches differs from it in one call
-        assert categories(results[(case, 1)]) == {"distributed"}, results[(case, 1)]["checks"]
 
 
 def test_the_real_distributed_bugs_are_found_and_labelled(results) -> None:
@@ -86,12 +83,12 @@ def test_the_real_distributed_bugs_are_found_and_labelled(results) -> None:
     assert "rank-local sample count" in sinkhorn
 
 
-def test_micro_batches_find_its_per_micro_batch_center_and_local_means(results) -> None:
+def test_micro_batches_accumulate_its_centers_and_find_its_local_means(results) -> None:
     for ws in (1, 2):
-        assert "EMA steps at every update_center" in results[("centering-micro-equal", ws)][
-            "diagnosis"]
-        for case in ("cls-micro-equal", "ibot_masked-micro-explicit-softmax"):
+        for case in ("centering-micro-equal", "cls-micro-equal",
+                     "ibot_masked-micro-explicit-softmax"):
             assert results[(case, ws)]["status"] == "pass", (case, ws)
+    assert "local rows x world size" in results[("centering-micro-uneven", 2)]["diagnosis"]
     assert "normalised by the local batch" in results[("cls-micro-uneven", 2)]["diagnosis"]
     assert "divided by this rank's image count" in results[("ibot_masked-micro-uneven", 2)][
         "diagnosis"]
