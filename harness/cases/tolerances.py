@@ -195,8 +195,16 @@ def tolerance(case: Any, quantity: Quantity, world_size: int | None = None) -> T
         value, rule = value * bound_, f"({rule}) × grad bound {_g(bound_)}"
     spread = kinds.get(case.kind).rounding_spread
     if spread is not None:
-        s = spread(case, quantity, world)
-        if SPREAD_FACTOR * s > value:
-            value, rule = SPREAD_FACTOR * s, (f"{SPREAD_FACTOR:g} × float32 spread {_g(s)} of the "
-                                              f"float64 model at ws{world} (above {rule})")
+        value, rule = at_least_spread(value, rule, spread(case, quantity, world), "float64 model",
+                                      world)
     return Tolerance(value, f"{rule} = {_g(value)}")
+
+
+def at_least_spread(value: float, rule: str, spread: float, model: str,
+                    world: int) -> tuple[float, str]:
+    """``value`` raised to SPREAD_FACTOR x ``spread`` (how far holding ``model``'s weights in
+    float32 moves the quantity) where that is larger, with the rule that says so."""
+    if SPREAD_FACTOR * spread <= value:
+        return value, rule
+    return SPREAD_FACTOR * spread, (f"{SPREAD_FACTOR:g} × float32 spread {_g(spread)} of the "
+                                    f"{model} at ws{world} (above {rule})")

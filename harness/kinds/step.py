@@ -275,18 +275,15 @@ def _tolerances(job: Job, semantics: Any) -> dict[str, float]:
     (DINOv2's) takes steps n_pairs times the mean's, where rounding grows faster -- a
     correct DINOv2 step at lr 0.1 drifted 7e-5 from its model in 3 steps, 7 x the seed
     model's rule; its own model spreads 1.8e-6 there, 23 x the seed's."""
-    from ..cases.tolerances import SPREAD_FACTOR, Tolerance
+    from ..cases.tolerances import Tolerance, at_least_spread
 
     out: dict[str, float] = {}
     for quantity in ("weights", "center", "loss"):
         tol = job.tolerance(quantity)
-        spread = _spreads(job.case, job.world_size, semantics).get(quantity, 0.0)
-        if SPREAD_FACTOR * spread > tol:
-            tol = Tolerance(SPREAD_FACTOR * spread,
-                            f"{SPREAD_FACTOR:g} × float32 spread {spread:.3g} of the target's "
-                            f"float64 model ({semantics.cls_reduction}) at ws{job.world_size} "
-                            f"(above {getattr(tol, 'rule', tol)})")
-        out[quantity] = tol
+        value, rule = at_least_spread(
+            tol, tol.rule, _spreads(job.case, job.world_size, semantics).get(quantity, 0.0),
+            f"target's float64 model ({semantics.cls_reduction})", job.world_size)
+        out[quantity] = tol if value == tol else Tolerance(value, f"{rule} = {value:.3g}")
     return out
 
 
